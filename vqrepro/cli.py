@@ -1,0 +1,125 @@
+"""The verbs that the Snakemake rules (and users) call: ``python -m vqrepro <verb>``.
+
+Rules hand each job the JSON slice of params.yaml it depends on (``--settings``),
+so a job never reads settings it does not declare.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+
+def _json(text: str) -> dict:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"--settings must be JSON: {err}") from None
+
+
+def cmd_validate(args) -> None:
+    from . import config
+
+    cfg = config.load(args.params)
+    jobs = sum(len(config.grid(cfg, s)) for s in cfg["run_studies"])
+    print(f"{args.params}: valid; run_studies {cfg['run_studies']} have {jobs} training jobs")
+
+
+def cmd_prepare_data(args) -> None:
+    from . import data
+
+    info = data.prepare(args.name, args.settings, args.out)
+    print(json.dumps({split: entry["count"] for split, entry in info["splits"].items()}))
+
+
+def cmd_train(args) -> None:
+    from .train import train_tokenizer
+
+    train_tokenizer(args.settings, args.data, args.out, threads=args.threads, device=args.device)
+
+
+def cmd_evaluate(args) -> None:
+    from .evaluate import evaluate_tokenizer
+
+    result = evaluate_tokenizer(args.ckpt, args.data, args.out, args.settings, threads=args.threads, device=args.device)
+    print(json.dumps(result["metrics"]))
+
+
+def cmd_report(args) -> None:
+    from . import config, report
+
+    study = args.settings
+    keys = config.grid({"studies": {args.study: study}}, args.study)
+    files = [str(Path(args.runs) / k.path / "metrics.json") for k in keys]
+    rows = [{"quantizer": k.quantizer, "codebook_size": k.codebook_size, "code_dim": k.code_dim, "seed": k.seed} for k in keys]
+    report.build_study_report(args.study, study["title"], files, rows, args.results)
+
+
+def cmd_weights(args) -> None:
+    from . import config, weights
+
+    configured = config.load(args.params)["weights"] if Path(args.params).exists() else {}
+    for row in weights.report(configured):
+        state = "present" if row["present"] else "MISSING"
+        print(f"{row['name']:<11} {state:<8} {row['path']}\n            used for {row['used_for']}")
+        if not row["present"]:
+            print(f"            {row['reason']}; copy the file there or set weights.{row['name']} in params.yaml")
+
+
+def cmd_quantizers(args) -> None:
+    from .quantizers import describe
+
+    for entry in describe():
+        print(f"{entry['method']:<8} {entry['paper']}\n         defaults: {entry['defaults']}")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vqrepro", description="Reproduction pipeline for codebook collapse in VQ.")
+    sub = p.add_subparsers(dest="verb", required=True)
+
+    def job(name: str, func, help_: str) -> argparse.ArgumentParser:
+        q = sub.add_parser(name, help=help_)
+        q.set_defaults(func=func)
+        return q
+
+    q = job("validate", cmd_validate, "check params.yaml and print the size of the grid")
+    q.add_argument("--params", default="params.yaml")
+    q = job("prepare-data", cmd_prepare_data, "write data/<name>/{train,test}.pt")
+    q.add_argument("--name", required=True)
+    q.add_argument("--settings", type=_json, required=True)
+    q.add_argument("--out", required=True)
+    for name, func, help_ in (("train", cmd_train, "train one tokenizer"), ("evaluate", cmd_evaluate, "evaluate one tokenizer")):
+        q = job(name, func, help_)
+        q.add_argument("--settings", type=_json, required=True)
+        q.add_argument("--data", required=True, help="prepared data folder")
+        q.add_argument("--out", required=True)
+        q.add_argument("--threads", type=int, default=1)
+        q.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+        if name == "evaluate":
+            q.add_argument("--ckpt", required=True)
+    q = job("report", cmd_report, "tables and figures of one study")
+    q.add_argument("--study", required=True)
+    q.add_argument("--settings", type=_json, required=True, help="the study's definition")
+    q.add_argument("--runs", default="runs")
+    q.add_argument("--results", default="results")
+    q = job("weights", cmd_weights, "which pretrained weight files are present, and where missing ones go")
+    q.add_argument("--params", default="params.yaml")
+    job("quantizers", cmd_quantizers, "list every quantizer method with its source and defaults")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .config import ConfigError
+    from .data import DataSourceError
+    from .io import CorruptFileError
+    from .train import NonFiniteLossError
+
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ConfigError, DataSourceError, CorruptFileError, NonFiniteLossError, FileNotFoundError) as err:
+        print(f"vqrepro {args.verb}: error: {err}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,253 @@
+"""Data sets: preparation (once per data set, seeded split) and loading.
+
+Bundled sources, usable offline: scikit-learn's digits and crops of the colour
+photographs that scikit-image ships. Local-disk sources for the papers' data sets:
+MNIST, Fashion-MNIST and CIFAR10 through torchvision (downloads disabled), and
+image folders (CelebA, FFHQ, CelebA-HQ, ImageNet).
+
+A prepared split is ``data/<name>/<split>.pt``: either the images as a uint8
+tensor (N, C, H, W), or, for image folders, the list of files to read lazily.
+``data/<name>/info.json`` records the sizes, shapes, settings and checksums.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .io import load_tensors, save_tensors, write_json
+
+SPLITS = ("train", "test")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+LOCAL_LAYOUTS = {
+    "mnist": "<root>/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte (torchvision's MNIST layout)",
+    "fashion_mnist": "<root>/FashionMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte (torchvision's layout)",
+    "cifar10": "<root>/cifar-10-batches-py/{data_batch_1..5,test_batch} (the python version of CIFAR10)",
+    "image_folder": "<root>/**/*.{png,jpg,jpeg} (any nesting); or <root>/<train_dir>/... and <root>/<test_dir>/...",
+}
+
+
+class DataSourceError(RuntimeError):
+    """A data set cannot be prepared from the configured source."""
+
+
+# --------------------------------------------------------------------------- preparation
+
+
+def _digits(settings: dict) -> dict[str, dict]:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    # Pixel values are counts 0..16; scale to 0..255.
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
+    train_idx, test_idx = train_test_split(
+        np.arange(len(images)),
+        test_size=settings["test_fraction"],
+        random_state=settings["seed"],
+        stratify=digits.target,
+    )
+    return {
+        split: {"images": torch.from_numpy(images[idx]), "labels": torch.from_numpy(digits.target[idx]).long()}
+        for split, idx in (("train", train_idx), ("test", test_idx))
+    }
+
+
+def _photo(name: str) -> np.ndarray:
+    import skimage.data
+
+    loaders = {
+        "astronaut": skimage.data.astronaut,
+        "chelsea": skimage.data.chelsea,
+        "coffee": skimage.data.coffee,
+        "hubble_deep_field": skimage.data.hubble_deep_field,
+        "immunohistochemistry": skimage.data.immunohistochemistry,
+        "rocket": skimage.data.rocket,
+        "retina": skimage.data.retina,
+        "motorcycle_left": lambda: skimage.data.stereo_motorcycle()[0],
+    }
+    if name not in loaders:
+        raise DataSourceError(f"unknown scikit-image photograph {name!r}; bundled colour photographs: {sorted(loaders)}")
+    return loaders[name]()[..., :3]
+
+
+def _photo_crops(settings: dict) -> dict[str, dict]:
+    """Random square crops of bundled photographs; train and test come from different photographs."""
+    size, per_image = settings["size"], settings["crops_per_image"]
+    rng = np.random.default_rng(settings["seed"])
+    out = {}
+    for split in SPLITS:
+        crops = []
+        for name in settings[f"{split}_images"]:
+            photo = torch.from_numpy(_photo(name)).permute(2, 0, 1).float()[None]
+            scale = settings["shorter_side"] / min(photo.shape[-2:])
+            photo = F.interpolate(photo, scale_factor=scale, mode="bilinear", antialias=True, align_corners=False)
+            photo = photo.round().clamp(0, 255).to(torch.uint8)[0]
+            h, w = photo.shape[-2:]
+            if h < size or w < size:
+                raise DataSourceError(f"photograph {name} is smaller than crop size {size} after resizing; raise shorter_side")
+            ys = rng.integers(0, h - size + 1, per_image)
+            xs = rng.integers(0, w - size + 1, per_image)
+            crops += [photo[:, y : y + size, x : x + size] for y, x in zip(ys, xs)]
+        out[split] = {"images": torch.stack(crops)}
+    return out
+
+
+def _require_root(name: str, settings: dict, layout_key: str) -> Path:
+    root = settings.get("root")
+    if not root or not Path(root).exists():
+        raise DataSourceError(
+            f"data set {name!r}: datasets.{name}.root in params.yaml is {root!r}, which does not exist. "
+            f"Put the data on local disk as {LOCAL_LAYOUTS[layout_key]} and set datasets.{name}.root to <root>. "
+            "Nothing is downloaded."
+        )
+    return Path(root)
+
+
+def _torchvision(name: str, settings: dict) -> dict[str, dict]:
+    import torchvision
+
+    source = settings["source"]
+    root = _require_root(name, settings, source)
+    cls = {"mnist": torchvision.datasets.MNIST, "fashion_mnist": torchvision.datasets.FashionMNIST,
+           "cifar10": torchvision.datasets.CIFAR10}[source]
+    out = {}
+    for split in SPLITS:
+        try:
+            ds = cls(str(root), train=split == "train", download=False)
+        except RuntimeError as err:
+            raise DataSourceError(
+                f"data set {name!r}: {err} Expected layout: {LOCAL_LAYOUTS[source]} under datasets.{name}.root={root}"
+            ) from err
+        data = ds.data if isinstance(ds.data, torch.Tensor) else torch.from_numpy(ds.data)
+        images = data[:, None] if data.dim() == 3 else data.permute(0, 3, 1, 2)
+        out[split] = {"images": images.contiguous().to(torch.uint8), "labels": torch.as_tensor(ds.targets).long()}
+    return out
+
+
+def _image_folder(name: str, settings: dict) -> dict[str, dict]:
+    root = _require_root(name, settings, "image_folder")
+
+    def files_under(folder: Path) -> list[str]:
+        return sorted(str(p.relative_to(root)) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+    if settings.get("train_dir") and settings.get("test_dir"):
+        files = {split: files_under(root / settings[f"{split}_dir"]) for split in SPLITS}
+    else:
+        everything = files_under(root)
+        order = np.random.default_rng(settings["seed"]).permutation(len(everything))
+        n_test = int(round(len(everything) * settings["test_fraction"]))
+        files = {"test": [everything[i] for i in order[:n_test]], "train": [everything[i] for i in order[n_test:]]}
+    for split, found in files.items():
+        if not found:
+            raise DataSourceError(f"data set {name!r}: no images for the {split} split under {root}; expected {LOCAL_LAYOUTS['image_folder']}")
+    return {split: {"files": found, "root": str(root), "size": settings["size"]} for split, found in files.items()}
+
+
+def prepare(name: str, settings: dict, out_dir: str | Path) -> dict:
+    """Write ``<out_dir>/{train,test}.pt`` and ``info.json`` for one data set."""
+    source = settings["source"]
+    if source == "sklearn_digits":
+        splits = _digits(settings)
+    elif source == "skimage_photos":
+        splits = _photo_crops(settings)
+    elif source in ("mnist", "fashion_mnist", "cifar10"):
+        splits = _torchvision(name, settings)
+    elif source == "image_folder":
+        splits = _image_folder(name, settings)
+    else:
+        raise DataSourceError(f"datasets.{name}.source: unknown source {source!r}")
+    out_dir = Path(out_dir)
+    info = {"name": name, "settings": settings, "splits": {}}
+    for split, content in splits.items():
+        digest = save_tensors(out_dir / f"{split}.pt", content)
+        entry = {"sha256": digest}
+        if "images" in content:
+            entry.update(count=len(content["images"]), shape=list(content["images"].shape[1:]))
+        else:
+            entry.update(count=len(content["files"]), shape=[3, content["size"], content["size"]])
+        info["splits"][split] = entry
+    write_json(out_dir / "info.json", info)
+    return info
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class ImageSplit(torch.utils.data.Dataset):
+    """One prepared split; items are float images in [0, 1], shape (C, H, W)."""
+
+    def __init__(self, path: str | Path):
+        content = load_tensors(path)
+        self.images: torch.Tensor | None = content.get("images")
+        self.files: list[str] | None = content.get("files")
+        self.root = Path(content["root"]) if "root" in content else None
+        self.size = content.get("size")
+        self.labels: torch.Tensor | None = content.get("labels")
+
+    def __len__(self) -> int:
+        return len(self.images) if self.images is not None else len(self.files)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        if self.images is not None:
+            return tuple(self.images.shape[1:])
+        return (3, self.size, self.size)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        if self.images is not None:
+            return self.images[index].float() / 255.0
+        from PIL import Image
+
+        with Image.open(self.root / self.files[index]) as img:
+            img = img.convert("RGB")
+            side = min(img.size)  # centre crop, then resize
+            left, top = (img.width - side) // 2, (img.height - side) // 2
+            img = img.crop((left, top, left + side, top + side)).resize((self.size, self.size), Image.BICUBIC)
+            return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 255.0
+
+    def batch(self, indices: torch.Tensor) -> torch.Tensor:
+        if self.images is not None:
+            return self.images[indices].float() / 255.0
+        return torch.stack([self[int(i)] for i in indices])
+
+    def pixel_variance(self, max_items: int = 10_000) -> float:
+        """Variance of [0, 1] pixel values (the CVQ-VAE code divides the MSE by it)."""
+        n = min(len(self), max_items)
+        return float(self.batch(torch.arange(n)).var())
+
+
+def batch_indices(n_items: int, batch_size: int, seed: int, step: int) -> torch.Tensor:
+    """Indices of the batch at ``step``: epochs of seeded permutations, last partial batch dropped.
+
+    A pure function of (seed, step), so training resumes at any step without sampler state.
+    """
+    per_epoch = n_items // batch_size
+    if per_epoch < 1:
+        raise ValueError(f"batch_size {batch_size} is larger than the training split ({n_items} items)")
+    epoch, position = divmod(step, per_epoch)
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(n_items, generator=generator)
+    return order[position * batch_size : (position + 1) * batch_size]
+
+
+def iterate_batches(split: ImageSplit, batch_size: int, seed: int, start: int, stop: int, workers: int = 0) -> Iterator[torch.Tensor]:
+    """Yield the training batches for steps start..stop-1."""
+    index_batches = [batch_indices(len(split), batch_size, seed, s) for s in range(start, stop)]
+    if split.images is not None:
+        for idx in index_batches:
+            yield split.batch(idx)
+        return
+    loader = torch.utils.data.DataLoader(split, batch_sampler=[idx.tolist() for idx in index_batches], num_workers=workers)
+    yield from loader
+
+
+def load_split(data_dir: str | Path, split: str) -> ImageSplit:
+    path = Path(data_dir) / f"{split}.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; run the prepare_data rule (snakemake {path})")
+    return ImageSplit(path)

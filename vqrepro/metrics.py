@@ -1,0 +1,92 @@
+"""Every metric, one definition each (documented in docs/metrics.md).
+
+Reconstruction metrics take images in [0, 1]. Codebook metrics take the counts of
+each code over the whole evaluation split.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def codebook_usage(counts: torch.Tensor) -> float:
+    """Share of codes used at least once."""
+    return float((counts > 0).float().mean())
+
+
+def perplexity(counts: torch.Tensor) -> float:
+    """exp(entropy) of the code frequencies; K for uniform use, 1 for a single code."""
+    probs = counts.double() / counts.sum().clamp_min(1)
+    nonzero = probs[probs > 0]
+    return float(torch.exp(-(nonzero * nonzero.log()).sum()))
+
+
+def mse_per_image(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return (x - y).pow(2).flatten(1).mean(1)
+
+
+def psnr_per_image(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+    """10 log10(1 / MSE) per image, data range 1."""
+    return 10.0 * torch.log10(1.0 / mse_per_image(x, y).clamp_min(eps))
+
+
+def ssim_window_size(height: int, width: int, preferred: int = 11) -> int:
+    """11, or the largest odd size that fits an image smaller than 11 pixels."""
+    size = min(preferred, height, width)
+    return size if size % 2 == 1 else size - 1
+
+
+def _gaussian_window(size: int, sigma: float, channels: int, dtype, device) -> torch.Tensor:
+    coords = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
+
+
+def ssim_per_image(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5, window: int | None = None) -> torch.Tensor:
+    """SSIM (Wang et al., 2004), Gaussian window 11 / sigma 1.5, data range 1, valid region, mean over channels."""
+    channels, h, w = x.shape[1:]
+    size = window or ssim_window_size(h, w)
+    kernel = _gaussian_window(size, sigma, channels, x.dtype, x.device)
+    c1, c2 = 0.01**2, 0.03**2
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(t, kernel, groups=channels)
+
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x**2
+    var_y = blur(y * y) - mu_y**2
+    cov = blur(x * y) - mu_x * mu_y
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return ssim_map.flatten(1).mean(1)
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)) between two Gaussians."""
+    from scipy import linalg
+
+    diff = mu1 - mu2
+    covmean, _ = linalg.sqrtm(sigma1 @ sigma2, disp=False)
+    if not np.isfinite(covmean).all():
+        offset = np.eye(sigma1.shape[0]) * 1e-6
+        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    covmean = covmean.real
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+
+
+class RunningMean:
+    """Mean of per-image values accumulated over batches."""
+
+    def __init__(self) -> None:
+        self.total, self.count = 0.0, 0
+
+    def add(self, values: torch.Tensor) -> None:
+        self.total += float(values.double().sum())
+        self.count += values.numel()
+
+    @property
+    def value(self) -> float:
+        return self.total / self.count if self.count else math.nan

@@ -1,0 +1,43 @@
+"""The quantizer registry: one name per method, resolved from params.yaml.
+
+Adding a method: write one module with a ``Quantizer`` subclass and its
+``Settings`` dataclass, add one line to ``REGISTRY``, and add its test.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from .base import Quantizer, QuantizerOutput
+from .ema import EMAQuantizer
+from .search import nearest_code
+from .vq import VectorQuantizer
+
+REGISTRY: dict[str, type[Quantizer]] = {
+    "vq": VectorQuantizer,
+    "ema": EMAQuantizer,
+}
+
+
+def quantizer_class(method: str) -> type[Quantizer]:
+    try:
+        return REGISTRY[method]
+    except KeyError:
+        raise KeyError(f"unknown quantizer method {method!r}; known methods: {sorted(REGISTRY)}") from None
+
+
+def build_quantizer(preset: dict, codebook_size: int, code_dim: int) -> Quantizer:
+    """Build a quantizer from a params.yaml preset ({"method": name, **settings})."""
+    values = dict(preset)
+    cls = quantizer_class(values.pop("method"))
+    return cls(codebook_size, code_dim, cls.settings_from(values))
+
+
+def describe() -> list[dict]:
+    """Every method with its source and default settings (for ``vqrepro quantizers``)."""
+    return [
+        {"method": name, "paper": cls.paper, "defaults": dataclasses.asdict(cls.Settings())}
+        for name, cls in REGISTRY.items()
+    ]
+
+
+__all__ = ["REGISTRY", "Quantizer", "QuantizerOutput", "build_quantizer", "describe", "nearest_code", "quantizer_class"]

@@ -1,0 +1,58 @@
+"""EMA codebook (van den Oord et al., 2017, appendix; "VQGAN-EMA" in the NS-VQ tables).
+
+Each code is an exponential moving average of the encoder outputs assigned to it,
+with Laplace-smoothed counts so that an unused code never divides by zero. The
+codebook gets no gradient; only the commitment loss reaches the encoder.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .base import Quantizer, QuantizerOutput, straight_through
+from .search import nearest_code
+
+
+@dataclass
+class EMASettings:
+    commit_weight: float = 0.25
+    decay: float = 0.99
+    epsilon: float = 1e-5
+
+
+class EMAQuantizer(Quantizer):
+    Settings = EMASettings
+    paper = "VQ-VAE EMA update (van den Oord et al., 2017); VQGAN-EMA in NS-VQ Tables 2-4"
+
+    def __init__(self, codebook_size: int, code_dim: int, settings: EMASettings):
+        super().__init__(codebook_size, code_dim, settings)
+        if not 0.0 <= settings.decay < 1.0:
+            raise ValueError(f"EMA decay must lie in [0, 1), got {settings.decay}")
+        codebook = torch.randn(codebook_size, code_dim)
+        self.register_buffer("codebook", codebook)
+        self.register_buffer("cluster_size", torch.zeros(codebook_size))
+        self.register_buffer("embed_sum", codebook.clone())
+
+    def codes(self) -> torch.Tensor:
+        return self.codebook
+
+    def quantize(self, z: torch.Tensor) -> QuantizerOutput:
+        indices, _ = nearest_code(z.detach(), self.codebook, "l2")
+        if self.training:
+            self._ema_update(z.detach(), indices)
+        z_q = self.codebook[indices]
+        losses = {"commit": self.settings.commit_weight * F.mse_loss(z, z_q.detach())}
+        return QuantizerOutput(straight_through(z, z_q), indices, losses)
+
+    @torch.no_grad()
+    def _ema_update(self, z: torch.Tensor, indices: torch.Tensor) -> None:
+        decay, eps, k = self.settings.decay, self.settings.epsilon, self.codebook_size
+        counts = torch.bincount(indices, minlength=k).to(z.dtype)
+        sums = torch.zeros_like(self.embed_sum).index_add_(0, indices, z)
+        self.cluster_size.mul_(decay).add_(counts, alpha=1.0 - decay)
+        self.embed_sum.mul_(decay).add_(sums, alpha=1.0 - decay)
+        total = self.cluster_size.sum()
+        smoothed = (self.cluster_size + eps) / (total + k * eps) * total
+        self.codebook.copy_(self.embed_sum / smoothed.unsqueeze(1))

@@ -1,0 +1,56 @@
+"""What every job does the same way: threads, device, seeding, provenance."""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import random
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def settings_hash(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def configure(threads: int, seed: int, device: str = "auto") -> torch.device:
+    """Set torch's thread count (so ``--cores N`` never oversubscribes), seeds and the device."""
+    torch.set_num_threads(max(1, threads))
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def provenance(settings: dict, device: torch.device, wall_seconds: float) -> dict:
+    versions = {}
+    for package in ("vqrepro", "torch", "torchvision", "numpy", "lpips", "torch-fidelity"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "settings": settings,
+        "settings_hash": settings_hash(settings),
+        "versions": versions,
+        "python": platform.python_version(),
+        "git_commit": _git_commit(),
+        "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+        "threads": torch.get_num_threads(),
+        "wall_seconds": round(wall_seconds, 2),
+    }

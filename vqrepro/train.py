@@ -1,0 +1,139 @@
+"""Stage 1: train one tokenizer (one grid point) with a resumable, deterministic loop.
+
+Settings come as one dict (the slice of params.yaml this run depends on):
+    dataset, quantizer (preset), model, training, codebook_size, code_dim, seed.
+The run folder receives ``ckpt.pt`` (final weights, checksummed), ``train_log.csv``
+and, while training, ``resume.pt``: a job killed and started again continues from
+it and, on the CPU with a fixed seed, ends with the same weights as an
+uninterrupted run.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from . import runtime
+from .data import iterate_batches, load_split
+from .io import CorruptFileError, load_tensors, save_tensors, write_text
+from .models import VQVAE, ModelSettings
+from .quantizers import build_quantizer
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced NaN or inf; no checkpoint is written."""
+
+
+def build_model(settings: dict, in_channels: int) -> VQVAE:
+    quantizer = build_quantizer(settings["quantizer"], settings["codebook_size"], settings["code_dim"])
+    return VQVAE(in_channels, quantizer, ModelSettings(**settings["model"]))
+
+
+def load_model(ckpt_path: str | Path, device: torch.device) -> tuple[VQVAE, dict]:
+    """Load a trained tokenizer from ckpt.pt (checksum verified)."""
+    ckpt = load_tensors(ckpt_path)
+    settings = json.loads(ckpt["settings"])
+    model = build_model(settings, ckpt["in_channels"])
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), settings
+
+
+class TrainLog:
+    """CSV of losses, usage and perplexity over steps; rows past a resumed step are dropped."""
+
+    def __init__(self, path: Path, resume_step: int):
+        self.path = path
+        self.rows: list[dict] = []
+        if resume_step > 0 and path.exists():
+            with open(path, newline="") as handle:
+                self.rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= resume_step]
+
+    def add(self, row: dict) -> None:
+        self.rows.append(row)
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(self.rows[0]))
+        writer.writeheader()
+        writer.writerows(self.rows)
+        write_text(self.path, buffer.getvalue())
+
+
+def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, threads: int = 1, device: str = "auto") -> Path:
+    cfg = settings["training"]
+    out_dir = Path(out_dir)
+    resume_path, final_path = out_dir / "resume.pt", out_dir / "ckpt.pt"
+    digest = runtime.settings_hash(settings)
+    dev = runtime.configure(threads, settings["seed"], device)
+
+    train_split = load_split(data_dir, "train")
+    in_channels = train_split.shape[0]
+    model = build_model(settings, in_channels).to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]))
+    variance = 4.0 * train_split.pixel_variance() if cfg["divide_by_data_variance"] else 1.0  # [-1, 1] space
+
+    start = 0
+    if resume_path.exists():
+        try:
+            state = load_tensors(resume_path)
+        except CorruptFileError as err:
+            print(f"warning: ignoring unusable {resume_path}: {err}", file=sys.stderr)
+            state = None
+        if state is not None and state["settings_hash"] == digest:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["rng"])
+            start = int(state["step"])
+            print(f"resuming {out_dir} from step {start}", file=sys.stderr)
+
+    log = TrainLog(out_dir / "train_log.csv", start)
+    steps = cfg["steps"]
+    model.train()
+    began = time.time()
+    batches = iterate_batches(train_split, cfg["batch_size"], settings["seed"], start, steps, cfg["workers"])
+    bar = tqdm(range(start, steps), initial=start, total=steps, desc=str(out_dir), file=sys.stderr,
+               mininterval=5.0, disable=None)
+    for step in bar:
+        images = next(batches).to(dev) * 2.0 - 1.0
+        recon, out = model(images)
+        recon_loss = F.mse_loss(recon, images) / variance
+        loss = recon_loss + sum(out.losses.values())
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"loss is {loss.item()} at step {step} in {out_dir}; no checkpoint written. "
+                f"Lower training.lr or check the quantizer preset {settings['quantizer']}."
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        model.quantizer.on_step(step)
+        done = step + 1
+        if done % cfg["log_every"] == 0 or done == steps:
+            row = {"step": done, "loss": loss.item(), "recon": recon_loss.item()}
+            row.update({name: value.item() for name, value in sorted(out.losses.items())})
+            row.update(out.stats)
+            log.add(row)
+            bar.set_postfix(loss=f"{row['loss']:.4f}", usage=f"{out.stats['batch_usage']:.2f}", refresh=False)
+        if done % cfg["checkpoint_every"] == 0 and done < steps:
+            log.flush()
+            save_tensors(resume_path, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": done,
+                "rng": torch.get_rng_state(), "settings_hash": digest,
+            })
+    log.flush()
+    save_tensors(final_path, {
+        "model": model.state_dict(), "in_channels": in_channels, "settings": json.dumps(settings, sort_keys=True),
+        "settings_hash": digest, "steps": steps, "train_seconds": time.time() - began,
+    })
+    for leftover in (resume_path, resume_path.with_name(resume_path.name + ".sha256")):
+        leftover.unlink(missing_ok=True)
+    return final_path

@@ -101,7 +101,7 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
     began = time.time()
     batches = iterate_batches(train_split, cfg["batch_size"], settings["seed"], start, steps, cfg["workers"])
     bar = tqdm(range(start, steps), initial=start, total=steps, desc=str(out_dir), file=sys.stderr,
-               mininterval=5.0, disable=None)
+               mininterval=10.0)
     for step in bar:
         images = next(batches).to(dev) * 2.0 - 1.0
         recon, out = model(images)

@@ -9,8 +9,6 @@ try:
 except vqconfig.ConfigError as err:
     sys.exit(f"vqrepro: invalid configuration: {err}")
 
-PYTHON = sys.executable
-RUN_DIR = "runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}"
 
 
 wildcard_constraints:

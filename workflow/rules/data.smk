@@ -10,7 +10,9 @@ rule prepare_data:
         settings=dataset_json,
     log:
         "logs/prepare_data/{dataset}.log",
+    conda:
+        "../envs/vqrepro.yaml"
     threads: 1
     shell:
-        "{PYTHON} -m vqrepro prepare-data --name {wildcards.dataset} --settings {params.settings:q}"
+        "python -m vqrepro prepare-data --name {wildcards.dataset} --settings {params.settings:q}"
         " --out data/{wildcards.dataset} > {log} 2>&1"

@@ -12,7 +12,9 @@ rule study_report:
         settings=study_json,
     log:
         "logs/report/{study}.log",
+    conda:
+        "../envs/vqrepro.yaml"
     threads: 1
     shell:
-        "{PYTHON} -m vqrepro report --study {wildcards.study} --settings {params.settings:q}"
+        "python -m vqrepro report --study {wildcards.study} --settings {params.settings:q}"
         " --runs runs --results results > {log} 2>&1"

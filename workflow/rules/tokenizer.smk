@@ -6,34 +6,38 @@ rule train_tokenizer:
     input:
         "data/{dataset}/train.pt",
     output:
-        ckpt=RUN_DIR + "/ckpt.pt",
-        checksum=RUN_DIR + "/ckpt.pt.sha256",
-        log_csv=RUN_DIR + "/train_log.csv",
+        ckpt="runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/ckpt.pt",
+        checksum="runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/ckpt.pt.sha256",
+        log_csv="runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/train_log.csv",
     params:
         settings=train_json,
     log:
-        "logs/" + RUN_DIR + "/train.log",
+        "logs/runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/train.log",
+    conda:
+        "../envs/vqrepro.yaml"
     threads: config["compute"]["threads_per_job"]
     resources:
         gpu=config["compute"]["gpus_per_job"],
     shell:
-        "{PYTHON} -m vqrepro train --settings {params.settings:q} --data data/{wildcards.dataset}"
+        "python -m vqrepro train --settings {params.settings:q} --data data/{wildcards.dataset}"
         " --out $(dirname {output.ckpt:q}) --threads {threads} > {log} 2>&1"
 
 
 rule eval_tokenizer:
     input:
-        ckpt=RUN_DIR + "/ckpt.pt",
+        ckpt="runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/ckpt.pt",
         test="data/{dataset}/test.pt",
     output:
-        RUN_DIR + "/metrics.json",
+        "runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/metrics.json",
     params:
         settings=eval_json,
     log:
-        "logs/" + RUN_DIR + "/eval.log",
+        "logs/runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/eval.log",
+    conda:
+        "../envs/vqrepro.yaml"
     threads: config["compute"]["threads_per_job"]
     resources:
         gpu=config["compute"]["gpus_per_job"],
     shell:
-        "{PYTHON} -m vqrepro evaluate --ckpt {input.ckpt} --settings {params.settings:q}"
+        "python -m vqrepro evaluate --ckpt {input.ckpt} --settings {params.settings:q}"
         " --data data/{wildcards.dataset} --out {output} --threads {threads} > {log} 2>&1"

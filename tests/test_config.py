@@ -1,0 +1,95 @@
+"""params.yaml validation: every malformed file gives one message naming the key."""
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from vqrepro import config
+from vqrepro.config import ConfigError
+
+
+def test_repository_params_are_valid(params_copy):
+    config.check(params_copy)
+    assert len(config.grid(params_copy, "photo_codebook_size")) == 8
+
+
+def _set(path, value):
+    def edit(cfg):
+        *parents, last = path
+        node = cfg
+        for p in parents:
+            node = node[p]
+        node[last] = value
+    return edit
+
+
+def _delete(path):
+    def edit(cfg):
+        *parents, last = path
+        node = cfg
+        for p in parents:
+            node = node[p]
+        del node[last]
+    return edit
+
+
+MALFORMED = [
+    ("unknown top-level key", _set(["trainng"], {}), "trainng"),
+    ("misspelt training key", _set(["training", "mini", "stpes"], 10), "training.mini"),
+    ("wrong type", _set(["training", "mini", "batch_size"], "64"), "training.mini.batch_size"),
+    ("non-positive steps", _set(["training", "mini", "steps"], 0), "training.mini.steps"),
+    ("non-positive codebook size", _set(["studies", "photo_codebook_size", "codebook_sizes"], [16, -4]),
+     "studies.photo_codebook_size.codebook_sizes[1]"),
+    ("zero code dimension", _set(["studies", "photo_codebook_size", "code_dims"], [0]), "studies.photo_codebook_size.code_dims[0]"),
+    ("unknown quantizer preset in study", _set(["studies", "photo_codebook_size", "quantizers"], ["vq", "cvq_typo"]),
+     "studies.photo_codebook_size.quantizers[1]"),
+    ("unknown quantizer method", _set(["quantizers", "vq", "method"], "vqq"), "quantizers.vq.method"),
+    ("unknown quantizer setting", _set(["quantizers", "vq", "beta"], 0.25), "quantizers.vq"),
+    ("quantizer setting of wrong type", _set(["quantizers", "ema", "decay"], "high"), "quantizers.ema"),
+    ("quantizer setting out of range", _set(["quantizers", "ema", "decay"], 1.5), "quantizers.ema"),
+    ("unknown data set in study", _set(["studies", "digits_codebook_size", "dataset"], "cifar100"), "studies.digits_codebook_size.dataset"),
+    ("unknown data source", _set(["datasets", "digits", "source"], "kaggle"), "datasets.digits.source"),
+    ("missing required key", _delete(["training", "digits", "lr"]), "training.digits"),
+    ("unknown model in study", _set(["studies", "digits_codebook_size", "model"], "resnet"), "studies.digits_codebook_size.model"),
+    ("unknown study in run_studies", _set(["run_studies"], ["photo_codebook_size", "nope"]), "run_studies[1]"),
+    ("bad activation", _set(["models", "mini_rgb32", "activation"], "gelu"), "models.mini_rgb32.activation"),
+    ("test fraction out of range", _set(["datasets", "digits", "test_fraction"], 1.5), "datasets.digits.test_fraction"),
+    ("unknown metric", _set(["evaluation", "metrics"], ["mse", "fid"]), "evaluation.metrics[1]"),
+]
+
+
+@pytest.mark.parametrize("label,edit,key", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_params_name_the_key(params_copy, label, edit, key):
+    edit(params_copy)
+    with pytest.raises(ConfigError) as err:
+        config.check(params_copy)
+    message = str(err.value)
+    assert message.startswith("params.yaml: "), message
+    assert key in message, message
+    assert "\n" not in message
+
+
+def test_cli_validate_exits_nonzero_with_one_clear_line(tmp_path, params_copy):
+    params_copy["training"]["mini"]["steps"] = -1
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params_copy))
+    proc = subprocess.run([sys.executable, "-m", "vqrepro", "validate", "--params", str(path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "training.mini.steps" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_invalid_yaml_is_reported(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("training: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        config.load(path)
+
+
+def test_train_settings_carry_only_the_runs_slice(params_copy):
+    key = config.grid(params_copy, "photo_codebook_size")[0]
+    settings = config.train_settings(params_copy, key)
+    assert settings["quantizer"] == params_copy["quantizers"][key.quantizer]
+    assert set(settings) == {"dataset", "quantizer", "model", "training", "codebook_size", "code_dim", "seed"}

@@ -1,0 +1,83 @@
+"""Metrics on inputs whose answer is known."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from vqrepro import metrics, weights
+
+
+def test_usage_and_perplexity_of_known_counts():
+    counts = torch.tensor([5, 5, 5, 5, 0, 0, 0, 0])
+    assert metrics.codebook_usage(counts) == 0.5
+    assert metrics.perplexity(counts) == pytest.approx(4.0)
+    assert metrics.perplexity(torch.tensor([10, 0, 0])) == pytest.approx(1.0)
+
+
+def test_psnr_of_a_known_error():
+    x = torch.zeros(2, 1, 4, 4)
+    y = torch.full_like(x, 0.1)  # MSE 0.01 -> 20 dB
+    torch.testing.assert_close(metrics.psnr_per_image(x, y), torch.full((2,), 20.0))
+
+
+def test_ssim_is_one_for_identical_images_and_matches_scikit_image():
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(0)
+    a = rng.random((32, 32, 3)).astype(np.float64)
+    b = np.clip(a + 0.1 * rng.standard_normal(a.shape), 0, 1)
+    ta, tb = (torch.from_numpy(v).permute(2, 0, 1)[None] for v in (a, b))
+    assert metrics.ssim_per_image(ta, ta).item() == pytest.approx(1.0)
+    ours = metrics.ssim_per_image(ta, tb).item()
+    reference = structural_similarity(a, b, channel_axis=2, data_range=1.0, gaussian_weights=True, sigma=1.5,
+                                      use_sample_covariance=False)
+    assert ours == pytest.approx(reference, abs=1e-3)
+
+
+def test_ssim_window_shrinks_for_small_images():
+    assert metrics.ssim_window_size(32, 32) == 11
+    assert metrics.ssim_window_size(8, 8) == 7
+
+
+def test_frechet_distance_of_known_gaussians():
+    mu, cov = np.zeros(3), np.eye(3)
+    assert metrics.frechet_distance(mu, cov, mu, cov) == pytest.approx(0.0, abs=1e-8)
+    # Shift by (1,1,1) and scale the covariance by 4: 3 + tr(I + 4I - 2*2I) = 3 + 3 = 6
+    assert metrics.frechet_distance(mu, cov, np.ones(3), 4 * np.eye(3)) == pytest.approx(6.0)
+
+
+def test_lpips_with_randomly_initialised_backbone(tmp_path):
+    """RANDOM WEIGHTS: checks our backbone loading and [-1, 1] handling, not LPIPS's values."""
+    import torchvision
+
+    from vqrepro.evaluate import build_lpips
+
+    torch.manual_seed(0)
+    path = tmp_path / "alexnet-random.pth"
+    torch.save(torchvision.models.alexnet(weights=None).state_dict(), path)
+    model = build_lpips("alex", path)
+    backbone = torch.load(path, weights_only=True)
+    torch.testing.assert_close(model.net.slice1[0].weight, backbone["features.0.weight"])
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert model(x, x).abs().max().item() < 1e-6
+    assert model(x, -x).min().item() > 0
+
+
+def test_missing_weights_are_reported_not_downloaded(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    path, reason = weights.find("inception")
+    assert path is None and "no download" in reason
+    path, reason = weights.find("inception", {"inception": str(tmp_path / "x.pth")})
+    assert path is None and "weights.inception" in reason
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "hub" / "checkpoints" / weights.WEIGHT_FILES["inception"].filename).write_bytes(b"0")
+    assert weights.find("inception")[0] is not None
+
+
+def test_running_mean():
+    m = metrics.RunningMean()
+    assert math.isnan(m.value)
+    m.add(torch.tensor([1.0, 2.0]))
+    m.add(torch.tensor([6.0]))
+    assert m.value == pytest.approx(3.0)

@@ -1,0 +1,98 @@
+"""Training: resume after SIGKILL gives the same result; a non-finite loss fails clearly."""
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from vqrepro import data
+from vqrepro.evaluate import evaluate_tokenizer
+from vqrepro.io import load_tensors, save_tensors
+from vqrepro.train import NonFiniteLossError, train_tokenizer
+
+
+def tiny_settings(params, steps=120, checkpoint_every=10, method="vq"):
+    return {
+        "dataset": "digits",
+        "quantizer": dict(params["quantizers"][method]),
+        "model": dict(params["models"]["mini_digits"], hidden_channels=16, residual_channels=8),
+        "training": dict(params["training"]["digits"], steps=steps, batch_size=32, log_every=5,
+                         checkpoint_every=checkpoint_every),
+        "codebook_size": 16,
+        "code_dim": 4,
+        "seed": 0,
+    }
+
+
+@pytest.fixture(scope="module")
+def digits_dir(tmp_path_factory, params):
+    path = tmp_path_factory.mktemp("digits")
+    data.prepare("digits", params["datasets"]["digits"], path)
+    return path
+
+
+def train_cmd(settings, data_dir, out_dir):
+    return [sys.executable, "-m", "vqrepro", "train", "--settings", json.dumps(settings),
+            "--data", str(data_dir), "--out", str(out_dir), "--threads", "1"]
+
+
+@pytest.mark.parametrize("method", ["vq", "ema"])
+def test_killed_job_resumes_to_the_same_result(tmp_path, params, digits_dir, method):
+    settings = tiny_settings(params, steps=400, checkpoint_every=20, method=method)
+    reference = train_tokenizer(settings, digits_dir, tmp_path / "reference")
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(train_cmd(settings, digits_dir, out), stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (out / "resume.pt.sha256").exists():
+        assert proc.poll() is None, "training finished before it could be killed; raise steps"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "ckpt.pt").exists()
+    resumed_from = load_tensors(out / "resume.pt")["step"]
+    assert 0 < resumed_from < 400
+
+    rerun = subprocess.run(train_cmd(settings, digits_dir, out), capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"resuming {out} from step" in rerun.stderr
+    assert not (out / "resume.pt").exists()
+
+    a, b = load_tensors(reference)["model"], load_tensors(out / "ckpt.pt")["model"]
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    eval_cfg = {**params["evaluation"], "weights": params["weights"], "metrics": ["mse", "usage"]}
+    m_ref = evaluate_tokenizer(reference, digits_dir, tmp_path / "ref.json", eval_cfg)["metrics"]
+    m_res = evaluate_tokenizer(out / "ckpt.pt", digits_dir, tmp_path / "res.json", eval_cfg)["metrics"]
+    assert m_ref == m_res
+    log_steps = [int(line.split(",")[0]) for line in (out / "train_log.csv").read_text().splitlines()[1:]]
+    assert log_steps == sorted(set(log_steps)) and log_steps[-1] == 400  # no duplicated rows after resume
+
+
+def test_resume_file_from_other_settings_is_ignored(tmp_path, params, digits_dir):
+    settings = tiny_settings(params, steps=20)
+    save_tensors(tmp_path / "resume.pt", {"step": 15, "settings_hash": "someone-else"})
+    train_tokenizer(settings, digits_dir, tmp_path)
+    assert load_tensors(tmp_path / "ckpt.pt")["steps"] == 20
+
+
+def test_non_finite_loss_stops_without_a_checkpoint(tmp_path, params):
+    # Constant images have zero pixel variance, so MSE / Var is 0/0 = NaN at the first step.
+    blank = tmp_path / "blank"
+    split = {"images": torch.zeros(64, 1, 8, 8, dtype=torch.uint8)}
+    save_tensors(blank / "train.pt", split)
+    out = tmp_path / "run"
+    with pytest.raises(NonFiniteLossError, match="no checkpoint written"):
+        train_tokenizer(tiny_settings(params, steps=5), blank, out)
+    assert not (out / "ckpt.pt").exists()
+
+
+def test_training_log_records_losses_usage_and_perplexity(tmp_path, params, digits_dir):
+    train_tokenizer(tiny_settings(params, steps=20), digits_dir, tmp_path)
+    header = (tmp_path / "train_log.csv").read_text().splitlines()[0].split(",")
+    assert {"step", "loss", "recon", "commit", "codebook", "batch_usage", "batch_perplexity"} <= set(header)

@@ -67,7 +67,7 @@ def test_lpips_with_randomly_initialised_backbone(tmp_path):
 def test_missing_weights_are_reported_not_downloaded(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     path, reason = weights.find("inception")
-    assert path is None and "no download" in reason
+    assert path is None and "nothing is downloaded" in reason
     path, reason = weights.find("inception", {"inception": str(tmp_path / "x.pth")})
     assert path is None and "weights.inception" in reason
     (tmp_path / "hub" / "checkpoints").mkdir(parents=True)

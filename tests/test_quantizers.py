@@ -97,3 +97,12 @@ def test_unknown_method_and_setting_are_rejected():
         build_quantizer({"method": "nope"}, 8, 4)
     with pytest.raises(KeyError, match="beta"):
         build_quantizer({"method": "vq", "beta": 0.3}, 8, 4)
+
+
+def test_ema_assigned_sums_match_index_add_in_every_chunking():
+    from vqrepro.quantizers.ema import assigned_sums
+
+    torch.manual_seed(0)
+    z, indices = torch.randn(5000, 3), torch.randint(0, 4096, (5000,))
+    expected = torch.zeros(4096, 3).index_add_(0, indices, z)
+    torch.testing.assert_close(assigned_sums(z, indices, 4096), expected)

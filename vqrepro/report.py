@@ -108,12 +108,15 @@ def plot_against_codebook_size(summary: pd.DataFrame, title: str, stem: Path) ->
         for ax, (metric, _, scale) in zip(axes, panels):
             std = part[f"{metric}_std"].fillna(0.0) * scale
             ax.errorbar(part["codebook_size"], part[f"{metric}_mean"] * scale, yerr=std, marker="o", capsize=3, label=label)
+    sizes = sorted(summary["codebook_size"].unique())
     for ax, (_, ylabel, _) in zip(axes, panels):
         ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(k) for k in sizes])
+        ax.minorticks_off()
         ax.set_xlabel("Codebook size K")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-    axes[1].set_yscale("log")
+    axes[0].set_ylim(0, 105)
     axes[0].legend()
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()

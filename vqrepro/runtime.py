@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import random
 import subprocess
@@ -18,14 +19,24 @@ def settings_hash(settings: dict) -> str:
 
 
 def configure(threads: int, seed: int, device: str = "auto") -> torch.device:
-    """Set torch's thread count (so ``--cores N`` never oversubscribes), seeds and the device."""
+    """Set torch's thread count (so ``--cores N`` never oversubscribes), seeds and the device.
+
+    On CUDA, deterministic kernels are requested so that a seed fixes the result
+    there too (docs/benchmarks.md records what this costs).
+    """
     torch.set_num_threads(max(1, threads))
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
+    device = torch.device(device)
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS first starts
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return device
 
 
 def _git_commit() -> str | None:

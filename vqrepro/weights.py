@@ -43,7 +43,10 @@ def find(name: str, configured: dict | None = None) -> tuple[Path | None, str]:
     path = default_location(name)
     if path.is_file():
         return path, ""
-    return None, f"{WEIGHT_FILES[name].filename} not found at {path} and weights.{name} is not set (no download is attempted)"
+    return None, (
+        f"{WEIGHT_FILES[name].filename} is not in torch's checkpoint folder and weights.{name} is not set "
+        "(nothing is downloaded; `python -m vqrepro weights` says where it goes)"
+    )
 
 
 def report(configured: dict | None = None) -> list[dict]:

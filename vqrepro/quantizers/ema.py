@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import Quantizer, QuantizerOutput, straight_through
-from .search import nearest_code
+from .search import DEFAULT_MAX_ELEMENTS, nearest_code
 
 
 @dataclass
@@ -50,9 +50,25 @@ class EMAQuantizer(Quantizer):
     def _ema_update(self, z: torch.Tensor, indices: torch.Tensor) -> None:
         decay, eps, k = self.settings.decay, self.settings.epsilon, self.codebook_size
         counts = torch.bincount(indices, minlength=k).to(z.dtype)
-        sums = torch.zeros_like(self.embed_sum).index_add_(0, indices, z)
+        sums = assigned_sums(z, indices, k)
         self.cluster_size.mul_(decay).add_(counts, alpha=1.0 - decay)
         self.embed_sum.mul_(decay).add_(sums, alpha=1.0 - decay)
         total = self.cluster_size.sum()
         smoothed = (self.cluster_size + eps) / (total + k * eps) * total
         self.codebook.copy_(self.embed_sum / smoothed.unsqueeze(1))
+
+
+def assigned_sums(z: torch.Tensor, indices: torch.Tensor, codebook_size: int) -> torch.Tensor:
+    """Sum of the tokens assigned to each code, (K, D).
+
+    A one-hot matrix product in bounded chunks rather than ``index_add_``: on CUDA
+    with deterministic kernels, index_add_ is about 5x slower (docs/benchmarks.md).
+    """
+    sums = z.new_zeros(codebook_size, z.shape[1])
+    chunk = max(1, DEFAULT_MAX_ELEMENTS // codebook_size)
+    for start in range(0, z.shape[0], chunk):
+        part = indices[start : start + chunk]
+        onehot = torch.zeros(part.shape[0], codebook_size, dtype=z.dtype, device=z.device)
+        onehot.scatter_(1, part[:, None], 1.0)
+        sums += onehot.t() @ z[start : start + chunk]
+    return sums

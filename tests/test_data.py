@@ -63,3 +63,12 @@ def test_batches_are_a_pure_function_of_seed_and_step():
     assert torch.equal(a, b)
     epoch = torch.cat([data.batch_indices(100, 25, seed=3, step=s) for s in range(4)])
     assert sorted(epoch.tolist()) == list(range(100))  # one epoch visits every item once
+
+
+def test_iterated_batches_equal_the_pure_function_across_epochs():
+    split = data.ImageSplit.__new__(data.ImageSplit)
+    split.images, split.files = torch.arange(50, dtype=torch.uint8).view(50, 1, 1, 1), None
+    batches = list(data.iterate_batches(split, 8, seed=1, start=3, stop=20))
+    for step, batch in zip(range(3, 20), batches):
+        expected = data.batch_indices(50, 8, seed=1, step=step).float() / 255.0
+        torch.testing.assert_close(batch.flatten(), expected)

@@ -221,6 +221,11 @@ class ImageSplit(torch.utils.data.Dataset):
         return float(self.batch(torch.arange(n)).var())
 
 
+def _epoch_order(n_items: int, seed: int, epoch: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n_items, generator=generator)
+
+
 def batch_indices(n_items: int, batch_size: int, seed: int, step: int) -> torch.Tensor:
     """Indices of the batch at ``step``: epochs of seeded permutations, last partial batch dropped.
 
@@ -230,20 +235,38 @@ def batch_indices(n_items: int, batch_size: int, seed: int, step: int) -> torch.
     if per_epoch < 1:
         raise ValueError(f"batch_size {batch_size} is larger than the training split ({n_items} items)")
     epoch, position = divmod(step, per_epoch)
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    order = torch.randperm(n_items, generator=generator)
-    return order[position * batch_size : (position + 1) * batch_size]
+    return _epoch_order(n_items, seed, epoch)[position * batch_size : (position + 1) * batch_size]
+
+
+class _StepBatches:
+    """The index batches of steps start..stop-1 (same as ``batch_indices``), one permutation per epoch."""
+
+    def __init__(self, n_items: int, batch_size: int, seed: int, start: int, stop: int):
+        if n_items // batch_size < 1:
+            raise ValueError(f"batch_size {batch_size} is larger than the training split ({n_items} items)")
+        self.n_items, self.batch_size, self.seed, self.start, self.stop = n_items, batch_size, seed, start, stop
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        per_epoch = self.n_items // self.batch_size
+        epoch, order = None, None
+        for step in range(self.start, self.stop):
+            step_epoch, position = divmod(step, per_epoch)
+            if step_epoch != epoch:
+                epoch, order = step_epoch, _epoch_order(self.n_items, self.seed, step_epoch)
+            yield order[position * self.batch_size : (position + 1) * self.batch_size]
 
 
 def iterate_batches(split: ImageSplit, batch_size: int, seed: int, start: int, stop: int, workers: int = 0) -> Iterator[torch.Tensor]:
-    """Yield the training batches for steps start..stop-1."""
-    index_batches = [batch_indices(len(split), batch_size, seed, s) for s in range(start, stop)]
+    """Yield the training batches (float images in [0, 1]) for steps start..stop-1."""
+    steps = _StepBatches(len(split), batch_size, seed, start, stop)
     if split.images is not None:
-        for idx in index_batches:
+        for idx in steps:
             yield split.batch(idx)
         return
-    loader = torch.utils.data.DataLoader(split, batch_sampler=[idx.tolist() for idx in index_batches], num_workers=workers)
-    yield from loader
+    yield from torch.utils.data.DataLoader(split, batch_sampler=steps, num_workers=workers)
 
 
 def load_split(data_dir: str | Path, split: str) -> ImageSplit:

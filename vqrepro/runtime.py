@@ -39,9 +39,9 @@ def configure(threads: int, seed: int, device: str = "auto") -> torch.device:
     return device
 
 
-def _git_commit() -> str | None:
+def _git(*args: str) -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+        out = subprocess.run(["git", *args], capture_output=True, text=True, check=True,
                              cwd=Path(__file__).resolve().parent)
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
@@ -60,7 +60,9 @@ def provenance(settings: dict, device: torch.device, wall_seconds: float) -> dic
         "settings_hash": settings_hash(settings),
         "versions": versions,
         "python": platform.python_version(),
-        "git_commit": _git_commit(),
+        "git_commit": _git("rev-parse", "HEAD"),
+        # uncommitted changes to the package itself make the commit alone insufficient
+        "git_dirty": bool(_git("status", "--porcelain", "--", ".")) if _git("rev-parse", "HEAD") else None,
         "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
         "threads": torch.get_num_threads(),
         "wall_seconds": round(wall_seconds, 2),

@@ -14,7 +14,10 @@ include: "workflow/rules/tokenizer.smk"
 include: "workflow/rules/report.smk"
 
 
+# Every grid point's metrics, not only the tables: in a fresh clone the committed
+# tables exist already, and the run must still produce (and then report) its own.
 rule all:
     default_target: True
     input:
+        study_metrics_all(config["run_studies"]),
         study_reports(config["run_studies"]),

@@ -88,6 +88,18 @@ def test_editing_one_preset_reruns_only_its_jobs(workdir):
     assert planned and set(planned) == {"ema"}
 
 
+def test_committed_results_do_not_stand_in_for_a_run(workdir):
+    """A fresh clone has results/ from git but no runs/: the default target still trains and reports."""
+    moved = workdir.parent / "runs-aside"
+    (workdir / "runs").rename(moved)
+    try:
+        jobs = planned_jobs(snakemake(workdir, "-n"))
+        assert jobs.get("train_tokenizer") == 8 and jobs.get("study_report") == 1
+    finally:
+        shutil.rmtree(workdir / "runs", ignore_errors=True)
+        moved.rename(workdir / "runs")
+
+
 def test_invalid_config_stops_before_any_job(workdir, tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()

@@ -52,7 +52,11 @@ def study_json(wildcards):
 
 
 def study_metrics(wildcards):
-    return [f"runs/{key.path}/metrics.json" for key in vqconfig.grid(config, wildcards.study)]
+    return study_metrics_all([wildcards.study])
+
+
+def study_metrics_all(studies):
+    return [f"runs/{key.path}/metrics.json" for study in studies for key in vqconfig.grid(config, study)]
 
 
 def study_reports(studies):

@@ -11,6 +11,8 @@ configfile: "params.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/tokenizer.smk"
+include: "workflow/rules/classifier.smk"
+include: "workflow/rules/prior.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -21,3 +23,5 @@ rule all:
     input:
         study_metrics_all(config["run_studies"]),
         study_reports(config["run_studies"]),
+        generation_outputs(config["run_generation_studies"]),
+        generation_reports(config["run_generation_studies"]),

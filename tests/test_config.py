@@ -56,6 +56,14 @@ MALFORMED = [
     ("bad activation", _set(["models", "mini_rgb32", "activation"], "gelu"), "models.mini_rgb32.activation"),
     ("test fraction out of range", _set(["datasets", "digits", "test_fraction"], 1.5), "datasets.digits.test_fraction"),
     ("unknown metric", _set(["evaluation", "metrics"], ["mse", "fid"]), "evaluation.metrics[1]"),
+    ("unknown prior kind", _set(["priors", "gpt_mini", "kind"], "diffusion"), "priors.gpt_mini.kind"),
+    ("generation study uses an untrained tokenizer", _set(["generation_studies", "digits_generation", "codebook_sizes"], [64]),
+     "generation_studies.digits_generation.codebook_sizes[0]"),
+    ("unknown prior preset", _set(["generation_studies", "digits_generation", "priors"], ["gpt_mini", "pixelcnn"]),
+     "generation_studies.digits_generation.priors[1]"),
+    ("classifier on another data set", _set(["classifiers", "digits_cnn", "dataset"], "photo_crops"),
+     "generation_studies.digits_generation.classifier"),
+    ("unknown generation study", _set(["run_generation_studies"], ["nope"]), "run_generation_studies[0]"),
 ]
 
 

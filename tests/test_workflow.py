@@ -26,6 +26,15 @@ def tiny_params(params: dict) -> dict:
         "title": "Tiny end-to-end study", "dataset": "digits", "model": "tiny", "training": "tiny",
         "quantizers": ["vq", "ema"], "codebook_sizes": [8, 16], "code_dims": [4], "seeds": [0, 1],
     }}
+    cfg["run_generation_studies"] = ["tiny_generation"]
+    cfg["priors"] = {name: dict(cfg["priors"][name], steps=20, snapshot_every=10, checkpoint_every=10, log_every=5,
+                                num_samples=20, layers=1, width=16) for name in ("gpt_mini", "maskgit_mini")}
+    cfg["classifiers"]["digits_cnn"]["steps"] = 20
+    cfg["generation_studies"] = {"tiny_generation": {
+        "title": "Tiny stage 2", "tokenizer_study": "tiny", "quantizers": ["vq", "ema"], "codebook_sizes": [16],
+        "code_dims": [4], "tokenizer_seeds": [0], "priors": ["gpt_mini", "maskgit_mini"], "seeds": [0],
+        "classifier": "digits_cnn",
+    }}
     return cfg
 
 
@@ -55,6 +64,8 @@ def test_dry_run_plans_one_training_job_per_grid_point(workdir):
     jobs = planned_jobs(result)
     assert jobs["train_tokenizer"] == 2 * 2 * 1 * 2
     assert jobs["eval_tokenizer"] == 8 and jobs["prepare_data"] == 1 and jobs["study_report"] == 1
+    assert jobs["train_prior"] == 4 and jobs["encode_tokens"] == 4 and jobs["train_feature_classifier"] == 1
+    assert jobs["sample_prior"] == 4 and jobs["eval_generation"] == 4 and jobs["generation_report"] == 1
 
 
 def test_full_run_writes_the_study_table(workdir):
@@ -76,6 +87,20 @@ def test_full_run_writes_the_study_table(workdir):
     assert (workdir / "results" / "tables" / "tiny.tex").read_text().startswith(r"\begin{table}")
 
 
+def test_full_run_writes_the_stage_two_table_and_sample_grid(workdir):
+    table = (workdir / "results" / "tables" / "tiny_generation.md").read_text()
+    assert "| Tokenizer | K | D | Prior | Seeds | Bits/token |" in table
+    rows = [line for line in table.splitlines() if line.startswith(("| vq", "| ema"))]
+    assert len(rows) == 4 and any("gpt_mini" in r for r in rows) and any("maskgit_mini" in r for r in rows)
+    assert "n/a (gfid)" in table and "not comparable with FID" in table
+    for stem in ("tiny_generation_samples", "tiny_generation_quality_over_training"):
+        assert (workdir / "results" / "figures" / f"{stem}.png").stat().st_size > 1000
+    with open(workdir / "results" / "tables" / "tiny_generation.csv") as handle:
+        for r in csv.DictReader(handle):
+            assert 0 < float(r["bits_per_token_mean"]) and 0 < float(r["sample_usage_mean"]) <= 1
+            assert float(r["fd_classifier_mean"]) >= 0
+
+
 def test_editing_one_preset_reruns_only_its_jobs(workdir):
     assert planned_jobs(snakemake(workdir, "-n")).get("train_tokenizer", 0) == 0  # up to date
     cfg = yaml.safe_load((workdir / "params.yaml").read_text())
@@ -88,6 +113,17 @@ def test_editing_one_preset_reruns_only_its_jobs(workdir):
     assert planned and set(planned) == {"ema"}
 
 
+def test_editing_sampling_settings_resamples_without_retraining(workdir, params):
+    cfg = tiny_params(params)  # undo the previous test's edit: everything is up to date again
+    (workdir / "params.yaml").write_text(yaml.safe_dump(cfg))
+    assert planned_jobs(snakemake(workdir, "-n")) == {}
+    cfg["priors"]["gpt_mini"]["temperature"] = 0.8
+    (workdir / "params.yaml").write_text(yaml.safe_dump(cfg))
+    jobs = planned_jobs(snakemake(workdir, "-n"))
+    assert "train_prior" not in jobs and "train_tokenizer" not in jobs
+    assert jobs["sample_prior"] == 2 and jobs["eval_generation"] == 2  # gpt_mini on the two tokenizers
+
+
 def test_committed_results_do_not_stand_in_for_a_run(workdir):
     """A fresh clone has results/ from git but no runs/: the default target still trains and reports."""
     moved = workdir.parent / "runs-aside"
@@ -95,6 +131,7 @@ def test_committed_results_do_not_stand_in_for_a_run(workdir):
     try:
         jobs = planned_jobs(snakemake(workdir, "-n"))
         assert jobs.get("train_tokenizer") == 8 and jobs.get("study_report") == 1
+        assert jobs.get("train_prior") == 4
     finally:
         shutil.rmtree(workdir / "runs", ignore_errors=True)
         moved.rename(workdir / "runs")

@@ -24,7 +24,9 @@ def cmd_validate(args) -> None:
 
     cfg = config.load(args.params)
     jobs = sum(len(config.grid(cfg, s)) for s in cfg["run_studies"])
-    print(f"{args.params}: valid; run_studies {cfg['run_studies']} have {jobs} training jobs")
+    priors = sum(len(config.generation_grid(cfg, s)) for s in cfg["run_generation_studies"])
+    print(f"{args.params}: valid; run_studies {cfg['run_studies']} have {jobs} tokenizer training jobs; "
+          f"run_generation_studies {cfg['run_generation_studies']} have {priors} prior training jobs")
 
 
 def cmd_prepare_data(args) -> None:
@@ -57,6 +59,49 @@ def cmd_report(args) -> None:
     report.build_study_report(args.study, study["title"], files, rows, args.results)
 
 
+def cmd_encode_tokens(args) -> None:
+    from .prior import encode_tokens
+
+    encode_tokens(args.ckpt, args.data, args.split, args.out, threads=args.threads, device=args.device)
+
+
+def cmd_train_classifier(args) -> None:
+    from .classifier import train_classifier
+
+    report = train_classifier(args.settings, args.data, args.out, threads=args.threads, device=args.device)
+    print(f"test accuracy {report['test_accuracy']:.4f}")
+
+
+def cmd_train_prior(args) -> None:
+    from .prior import train_prior
+
+    train_prior(args.settings, args.tokens, args.out, args.seed, threads=args.threads, device=args.device)
+
+
+def cmd_sample_prior(args) -> None:
+    from .generation import sample_prior
+
+    sample_prior(args.prior, args.ckpt, args.settings, args.out, threads=args.threads, device=args.device)
+
+
+def cmd_evaluate_generation(args) -> None:
+    from .generation import evaluate_generation
+
+    result = evaluate_generation(args.samples, args.prior, args.tokens, args.data, args.classifier, args.settings,
+                                 args.out, threads=args.threads, device=args.device)
+    print(json.dumps(result["metrics"]))
+
+
+def cmd_generation_report(args) -> None:
+    from . import config, report
+
+    cfg = {"studies": {args.settings["tokenizer_study"]: {"dataset": args.dataset}},
+           "generation_studies": {args.study: args.settings}}
+    keys = config.generation_grid(cfg, args.study)
+    report.build_generation_report(args.study, args.settings["title"], keys, args.settings["classifier"], args.runs,
+                                   args.classifier_metrics, args.results)
+
+
 def cmd_weights(args) -> None:
     from . import config, weights
 
@@ -84,6 +129,10 @@ def parser() -> argparse.ArgumentParser:
         q.set_defaults(func=func)
         return q
 
+    def device_args(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--threads", type=int, default=1, help="torch threads (the rule's threads:)")
+        q.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+
     q = job("validate", cmd_validate, "check params.yaml and print the size of the grid")
     q.add_argument("--params", default="params.yaml")
     q = job("prepare-data", cmd_prepare_data, "write data/<name>/{train,test}.pt")
@@ -95,10 +144,48 @@ def parser() -> argparse.ArgumentParser:
         q.add_argument("--settings", type=_json, required=True)
         q.add_argument("--data", required=True, help="prepared data folder")
         q.add_argument("--out", required=True)
-        q.add_argument("--threads", type=int, default=1)
-        q.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+        device_args(q)
         if name == "evaluate":
             q.add_argument("--ckpt", required=True)
+    q = job("encode-tokens", cmd_encode_tokens, "write the token grids of one split for one tokenizer")
+    q.add_argument("--ckpt", required=True)
+    q.add_argument("--data", required=True)
+    q.add_argument("--split", choices=["train", "test"], required=True)
+    q.add_argument("--out", required=True)
+    device_args(q)
+    q = job("train-classifier", cmd_train_classifier, "train the feature classifier of a labelled data set")
+    q.add_argument("--settings", type=_json, required=True)
+    q.add_argument("--data", required=True)
+    q.add_argument("--out", required=True)
+    device_args(q)
+    q = job("train-prior", cmd_train_prior, "train one token prior")
+    q.add_argument("--settings", type=_json, required=True)
+    q.add_argument("--tokens", required=True, help="tokens_train.pt of the tokenizer")
+    q.add_argument("--seed", type=int, required=True)
+    q.add_argument("--out", required=True)
+    device_args(q)
+    q = job("sample-prior", cmd_sample_prior, "sample a prior at each snapshot and decode with the tokenizer")
+    q.add_argument("--settings", type=_json, required=True)
+    q.add_argument("--prior", required=True)
+    q.add_argument("--ckpt", required=True, help="the tokenizer's ckpt.pt")
+    q.add_argument("--out", required=True)
+    device_args(q)
+    q = job("evaluate-generation", cmd_evaluate_generation, "score a prior's samples and likelihood")
+    q.add_argument("--settings", type=_json, required=True)
+    q.add_argument("--samples", required=True)
+    q.add_argument("--prior", required=True)
+    q.add_argument("--tokens", required=True, help="tokens_test.pt of the tokenizer")
+    q.add_argument("--data", required=True)
+    q.add_argument("--classifier", required=True)
+    q.add_argument("--out", required=True)
+    device_args(q)
+    q = job("generation-report", cmd_generation_report, "tables and figures of one generation study")
+    q.add_argument("--study", required=True)
+    q.add_argument("--settings", type=_json, required=True, help="the generation study's definition")
+    q.add_argument("--dataset", required=True, help="the tokenizer study's data set")
+    q.add_argument("--classifier-metrics", required=True)
+    q.add_argument("--runs", default="runs")
+    q.add_argument("--results", default="results")
     q = job("report", cmd_report, "tables and figures of one study")
     q.add_argument("--study", required=True)
     q.add_argument("--settings", type=_json, required=True, help="the study's definition")

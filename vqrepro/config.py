@@ -80,6 +80,38 @@ def _semantic_check(config: dict, source: str) -> None:
         if study not in config["studies"]:
             raise ConfigError(f"{source}: run_studies[{i}]: unknown study {study!r} (defined: {sorted(config['studies'])})")
 
+    for name, clf in config["classifiers"].items():
+        if clf["dataset"] not in config["datasets"]:
+            raise ConfigError(f"{source}: classifiers.{name}.dataset: {clf['dataset']!r} is not defined under datasets")
+    for name, gen in config["generation_studies"].items():
+        where = f"{source}: generation_studies.{name}"
+        base = config["studies"].get(gen["tokenizer_study"])
+        if base is None:
+            raise ConfigError(f"{where}.tokenizer_study: unknown study {gen['tokenizer_study']!r} (defined: {sorted(config['studies'])})")
+        for field, base_field in (("quantizers", "quantizers"), ("codebook_sizes", "codebook_sizes"),
+                                  ("code_dims", "code_dims"), ("tokenizer_seeds", "seeds")):
+            for i, value in enumerate(gen[field]):
+                if value not in base[base_field]:
+                    raise ConfigError(f"{where}.{field}[{i}]: {value!r} is not in studies.{gen['tokenizer_study']}.{base_field} "
+                                      f"({base[base_field]}); a generation study uses tokenizers its tokenizer study trains")
+        for i, prior in enumerate(gen["priors"]):
+            if prior not in config["priors"]:
+                raise ConfigError(f"{where}.priors[{i}]: unknown prior preset {prior!r} (defined under priors: {sorted(config['priors'])})")
+        classifier = config["classifiers"].get(gen["classifier"])
+        if classifier is None:
+            raise ConfigError(f"{where}.classifier: unknown classifier {gen['classifier']!r} (defined: {sorted(config['classifiers'])})")
+        if classifier["dataset"] != base["dataset"]:
+            raise ConfigError(f"{where}.classifier: {gen['classifier']!r} is trained on {classifier['dataset']!r} but the "
+                              f"tokenizers on {base['dataset']!r}; its features must describe the same images")
+    shared = sorted(set(config["studies"]) & set(config["generation_studies"]))
+    if shared:
+        raise ConfigError(f"{source}: generation_studies.{shared[0]}: the name is also a study under studies; "
+                          "both write results/tables/<name>.*, so rename one")
+    for i, study in enumerate(config["run_generation_studies"]):
+        if study not in config["generation_studies"]:
+            raise ConfigError(f"{source}: run_generation_studies[{i}]: unknown generation study {study!r} "
+                              f"(defined: {sorted(config['generation_studies'])})")
+
 
 def check(config: dict, source: str = "params.yaml") -> dict:
     if not isinstance(config, dict):
@@ -147,3 +179,43 @@ def train_settings(config: dict, key: RunKey) -> dict:
 
 def eval_settings(config: dict) -> dict:
     return {**config["evaluation"], "weights": config["weights"]}
+
+
+# --------------------------------------------------------------------------- stage 2
+
+
+@dataclass(frozen=True)
+class PriorKey:
+    """One prior trained on one tokenizer's tokens."""
+
+    tokenizer: RunKey
+    prior: str
+    seed: int
+
+    @property
+    def path(self) -> str:
+        return f"{self.tokenizer.path}/prior_{self.prior}_seed{self.seed}"
+
+
+def generation_grid(config: dict, study: str) -> list[PriorKey]:
+    g = config["generation_studies"][study]
+    base = config["studies"][g["tokenizer_study"]]
+    return [
+        PriorKey(RunKey(g["tokenizer_study"], base["dataset"], q, k, d, ts), prior, seed)
+        for q, k, d, ts, prior, seed in itertools.product(
+            g["quantizers"], g["codebook_sizes"], g["code_dims"], g["tokenizer_seeds"], g["priors"], g["seeds"])
+    ]
+
+
+SAMPLING_KEYS = ("num_samples", "temperature", "top_k", "decode_steps", "choice_temperature")
+
+
+def prior_settings(config: dict, prior: str) -> dict:
+    """What training one prior depends on: its preset less the sampling keys (editing those re-samples only)."""
+    return {k: v for k, v in config["priors"][prior].items() if k not in SAMPLING_KEYS}
+
+
+def sampling_settings(config: dict, prior: str, seed: int) -> dict:
+    """What sampling (and scoring) one prior depends on, beyond the prior's weights."""
+    preset = config["priors"][prior]
+    return {"kind": preset["kind"], **{k: preset[k] for k in SAMPLING_KEYS}, "sample_seed": seed, "weights": config["weights"]}

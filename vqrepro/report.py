@@ -93,7 +93,16 @@ def render_latex(summary: pd.DataFrame, title: str, missing: dict[str, str]) -> 
     return "\n".join(lines) + "\n"
 
 
-def plot_against_codebook_size(summary: pd.DataFrame, title: str, stem: Path) -> list[Path]:
+def _save_figure(fig, stem: Path) -> None:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    for suffix, extra in ((".png", {"dpi": 150}), (".pdf", {"metadata": {"CreationDate": None}})):
+        path = stem.with_suffix(suffix)
+        tmp = path.with_name(f".{path.name}.tmp{suffix}")
+        fig.savefig(tmp, **extra)
+        tmp.replace(path)
+
+
+def plot_against_codebook_size(summary: pd.DataFrame, title: str, stem: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -120,16 +129,8 @@ def plot_against_codebook_size(summary: pd.DataFrame, title: str, stem: Path) ->
     axes[0].legend()
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    outputs = []
-    for suffix, extra in ((".png", {"dpi": 150}), (".pdf", {"metadata": {"CreationDate": None}})):
-        path = stem.with_suffix(suffix)
-        tmp = path.with_name(f".{path.name}.tmp{suffix}")
-        fig.savefig(tmp, **extra)
-        tmp.replace(path)
-        outputs.append(path)
+    _save_figure(fig, stem)
     plt.close(fig)
-    return outputs
 
 
 def build_study_report(study: str, title: str, metric_files: list[str], keys: list[dict], results_dir: str | Path) -> None:
@@ -148,3 +149,133 @@ def build_study_report(study: str, title: str, metric_files: list[str], keys: li
         for r in summary.itertuples()
     }
     write_json(results / "metrics" / f"{study}.json", per_run)
+
+
+# --------------------------------------------------------------------------- stage 2
+
+GENERATION_COLUMNS = [
+    ("bits_per_token", "Bits/token", 1.0, 3),
+    ("sample_usage", "Sample usage (%)", 100.0, 1),
+    ("fd_classifier", "FD (own classifier)", 1.0, 2),
+    ("precision", "Precision", 1.0, 3),
+    ("recall", "Recall", 1.0, 3),
+    ("gfid", "gFID", 1.0, 2),
+]
+GENERATION_GROUP = ["quantizer", "codebook_size", "code_dim", "prior"]
+
+
+def _render_rows(summary: pd.DataFrame, columns, pm: str, esc=lambda t: t) -> list[list[str]]:
+    rows = []
+    for _, row in summary.iterrows():
+        cells = [esc(row["quantizer"]), str(row["codebook_size"]), str(row["code_dim"]), esc(row["prior"]), str(row["seeds"])]
+        rows.append(cells + [_cell(row, m, s, d, pm) for m, _, s, d in columns])
+    return rows
+
+
+def build_generation_report(study: str, title: str, keys: list, classifier: str, runs_dir: str | Path,
+                            classifier_metrics: str | Path, results_dir: str | Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .io import load_tensors
+
+    results, runs_dir = Path(results_dir), Path(runs_dir)
+    rows, curves, missing = [], [], {}
+    for key in keys:
+        result = json.loads((runs_dir / key.path / f"generation_{classifier}.json").read_text())
+        ident = {"quantizer": key.tokenizer.quantizer, "codebook_size": key.tokenizer.codebook_size,
+                 "code_dim": key.tokenizer.code_dim, "prior": key.prior}
+        rows.append({**ident, **{m: (math.nan if v is None else v) for m, v in result["metrics"].items()}})
+        curves += [{**ident, "seed": (key.tokenizer.seed, key.seed), **point} for point in result["curve"]]
+        for name, reason in result.get("missing", {}).items():
+            missing.setdefault(name, reason)
+        num_samples = result["num_samples"]
+    runs = pd.DataFrame(rows)
+    grouped = runs.groupby(GENERATION_GROUP, sort=False)[[c for c, *_ in GENERATION_COLUMNS]]
+    summary = pd.concat({"mean": grouped.mean(), "std": grouped.std(ddof=1)}, axis=1)
+    summary.columns = [f"{metric}_{stat}" for stat, metric in summary.columns]
+    summary.insert(0, "seeds", grouped.size())
+    summary = summary.reset_index()
+    accuracy = json.loads(Path(classifier_metrics).read_text())["test_accuracy"]
+
+    notes = [f"Mean ± sample standard deviation over seeds; {num_samples} samples per prior, scored against the test split.",
+             f"FD (own classifier): Fréchet distance in the penultimate features of the pipeline's own classifier "
+             f"(test accuracy {accuracy:.3f}); not comparable with FID. Precision/recall: k-NN (k = 3) in the same features.",
+             "Bits/token: test-split negative log-likelihood; MaskGIT scored under raster-order decoding."]
+    header = ["Tokenizer", "K", "D", "Prior", "Seeds"] + [t for _, t, *_ in GENERATION_COLUMNS]
+    md = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    md += ["| " + " | ".join(cells) + " |" for cells in _render_rows(summary, GENERATION_COLUMNS, "±")]
+    md += [""] + notes + [f"n/a ({m}): {r}." for m, r in sorted(missing.items())]
+    write_text(results / "tables" / f"{study}.md", "\n".join(md) + "\n")
+
+    def esc(text: str) -> str:
+        return str(text).replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
+
+    tex = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(title)}}}", r"\begin{tabular}{llll" + "r" * (len(header) - 4) + "}",
+           r"\toprule", " & ".join(esc(h) for h in header) + r" \\", r"\midrule"]
+    tex += [" & ".join(cells) + r" \\" for cells in _render_rows(summary, GENERATION_COLUMNS, r"$\pm$", esc)]
+    tex += [r"\bottomrule", r"\end{tabular}"] + [rf"\par\footnotesize {esc(n)}" for n in notes]
+    tex += [rf"\par\footnotesize n/a ({esc(m)}): {esc(r)}." for m, r in sorted(missing.items())] + [r"\end{table}"]
+    write_text(results / "tables" / f"{study}.tex", "\n".join(tex) + "\n")
+    write_text(results / "tables" / f"{study}.csv", summary.to_csv(index=False, float_format="%.6g"))
+
+    # Generation quality over prior training (the shape of "Straightening Out the STE", Fig. 4).
+    curve = pd.DataFrame(curves).groupby(GENERATION_GROUP + ["step"], sort=False)[["fd_classifier", "bits_per_token"]].mean().reset_index()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for (quantizer, k, d, prior), part in curve.groupby(GENERATION_GROUP, sort=False):
+        for ax, metric in zip(axes, ("fd_classifier", "bits_per_token")):
+            ax.plot(part["step"], part[metric], marker="o", label=f"{quantizer} K={k}, {prior}")
+    for ax, label in zip(axes, ("FD (own classifier)", "Test bits/token")):
+        ax.set_xlabel("Prior training step")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{title}: quality over prior training", fontsize=10)
+    fig.tight_layout()
+    _save_figure(fig, results / "figures" / f"{study}_quality_over_training")
+    plt.close(fig)
+
+    # One row of decoded samples per tokenizer x prior (first seed of each).
+    firsts = {}
+    for key in keys:
+        firsts.setdefault((key.tokenizer.quantizer, key.tokenizer.codebook_size, key.tokenizer.code_dim, key.prior), key)
+    per_row = 16
+    fig, axes = plt.subplots(len(firsts), 1, figsize=(per_row * 0.6, 0.75 * len(firsts) + 0.4), squeeze=False)
+    for ax, ((quantizer, k, d, prior), key) in zip(axes[:, 0], firsts.items()):
+        content = load_tensors(runs_dir / key.path / "samples.pt")
+        images = content["samples"][content["final_step"]]["images"][:per_row].float() / 255.0
+        strip = images.permute(0, 2, 3, 1)  # (n, H, W, C)
+        strip = torch_cat_width(strip)
+        ax.imshow(strip.squeeze(-1) if strip.shape[-1] == 1 else strip, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(f"{quantizer} K={k}\n{prior}", rotation=0, ha="right", va="center", fontsize=7)
+    fig.suptitle(f"{title}: samples", fontsize=9)
+    fig.tight_layout()
+    _save_figure(fig, results / "figures" / f"{study}_samples")
+    plt.close(fig)
+
+    per_config = {
+        f"{r.quantizer}_K{r.codebook_size}_D{r.code_dim}_{r.prior}": {
+            m: (None if math.isnan(getattr(r, f"{m}_mean")) else round(float(getattr(r, f"{m}_mean")), 6))
+            for m, *_ in GENERATION_COLUMNS
+        }
+        for r in summary.itertuples()
+    }
+    write_json(results / "metrics" / f"{study}.json", per_config)
+
+
+def torch_cat_width(images):
+    """(n, H, W, C) -> (H, n*(W+1)-1, C) with a one-pixel white gap between images."""
+    import torch
+
+    n, h, w, c = images.shape
+    gap = torch.ones(h, 1, c)
+    parts = []
+    for i in range(n):
+        parts.append(images[i])
+        if i < n - 1:
+            parts.append(gap)
+    return torch.cat(parts, dim=1)

@@ -1,5 +1,6 @@
 # Shared by every rule: the validated config, the grid, and the settings slice of each job.
 import json
+import re
 import sys
 
 from vqrepro import config as vqconfig
@@ -11,8 +12,18 @@ except vqconfig.ConfigError as err:
 
 
 
+def one_of(names):
+    """A wildcard pattern matching exactly these names (keeps study and generation-study outputs apart)."""
+    return "|".join(re.escape(name) for name in sorted(names)) or "(?!)"
+
+
 wildcard_constraints:
-    study=r"[A-Za-z0-9_]+",
+    study=one_of(config["studies"]),
+    generation_study=one_of(config["generation_studies"]),
+    prior=r"[A-Za-z0-9_]+",
+    prior_seed=r"\d+",
+    classifier=r"[A-Za-z0-9_]+",
+    split="train|test",
     dataset=r"[A-Za-z0-9_]+",
     quantizer=r"[A-Za-z0-9_]+",
     codebook_size=r"\d+",
@@ -60,4 +71,51 @@ def study_metrics_all(studies):
 
 
 def study_reports(studies):
+    return [f"results/tables/{study}.md" for study in studies]
+
+
+# --------------------------------------------------------------------------- stage 2
+
+
+def classifier_json(wildcards):
+    return as_json(config["classifiers"][wildcards.classifier])
+
+
+def prior_json(wildcards):
+    return as_json(vqconfig.prior_settings(config, wildcards.prior))
+
+
+def sampling_json(wildcards):
+    return as_json(vqconfig.sampling_settings(config, wildcards.prior, int(wildcards.prior_seed)))
+
+
+def generation_study_json(wildcards):
+    return as_json(config["generation_studies"][wildcards.generation_study])
+
+
+def generation_dataset(wildcards):
+    study = config["generation_studies"][wildcards.generation_study]
+    return config["studies"][study["tokenizer_study"]]["dataset"]
+
+
+def generation_outputs(studies):
+    files = []
+    for study in studies:
+        classifier = config["generation_studies"][study]["classifier"]
+        for key in vqconfig.generation_grid(config, study):
+            files += [f"runs/{key.path}/generation_{classifier}.json", f"runs/{key.path}/samples.pt"]
+    return files
+
+
+def generation_report_inputs(wildcards):
+    study = wildcards.generation_study
+    classifier = config["generation_studies"][study]["classifier"]
+    dataset = config["classifiers"][classifier]["dataset"]
+    return {
+        "runs": generation_outputs([study]),
+        "classifier_metrics": f"runs/classifiers/{dataset}/{classifier}/classifier_metrics.json",
+    }
+
+
+def generation_reports(studies):
     return [f"results/tables/{study}.md" for study in studies]

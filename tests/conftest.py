@@ -16,3 +16,31 @@ def params() -> dict:
 @pytest.fixture
 def params_copy(params) -> dict:
     return copy.deepcopy(params)
+
+
+def kill_after_first_checkpoint_then_rerun(cmd: list[str], out_dir: Path, final: str, steps: int):
+    """Start a training command, SIGKILL it once its first resume.pt is complete, then run it again.
+
+    Returns (the rerun's CompletedProcess, the step it resumed from)."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (out_dir / "resume.pt.sha256").exists():  # the checksum is written after the checkpoint
+        assert proc.poll() is None, "training finished before it could be killed; raise steps"
+        assert time.time() < deadline, "no checkpoint within 120 s"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out_dir / final).exists()  # killed mid-run: no final checkpoint
+    from vqrepro.io import load_tensors
+
+    resumed_from = load_tensors(out_dir / "resume.pt")["step"]
+    assert 0 < resumed_from < steps
+    rerun = subprocess.run(cmd, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"resuming {out_dir} from step {resumed_from}" in rerun.stderr
+    assert not (out_dir / "resume.pt").exists()  # removed once the final checkpoint is written
+    return rerun, resumed_from

@@ -87,11 +87,9 @@ def test_precision_recall_of_known_sets():
 
 def test_killed_prior_training_resumes_to_the_same_weights(tmp_path):
     import json
-    import signal
-    import subprocess
     import sys
-    import time
 
+    from conftest import kill_after_first_checkpoint_then_rerun
     from vqrepro.io import load_tensors, save_tensors
     from vqrepro.prior import train_prior
 
@@ -106,17 +104,7 @@ def test_killed_prior_training_resumes_to_the_same_weights(tmp_path):
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "vqrepro", "train-prior", "--settings", json.dumps(settings), "--tokens", str(tokens),
            "--seed", "0", "--out", str(out)]
-    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (out / "resume.pt.sha256").exists():
-        assert proc.poll() is None, "training finished before it could be killed; raise steps"
-        assert time.time() < deadline
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    rerun = subprocess.run(cmd, capture_output=True, text=True)
-    assert rerun.returncode == 0, rerun.stderr
-    assert "resuming" in rerun.stderr
+    kill_after_first_checkpoint_then_rerun(cmd, out, "prior.pt", 300)
     resumed = load_tensors(out / "prior.pt")
     for name, tensor in reference["model"].items():
         assert torch.equal(tensor, resumed["model"][name]), name

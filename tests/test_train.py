@@ -1,14 +1,11 @@
 """Training: resume after SIGKILL gives the same result; a non-finite loss fails clearly."""
 import json
-import signal
-import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import kill_after_first_checkpoint_then_rerun
 from vqrepro import data
 from vqrepro.evaluate import evaluate_tokenizer
 from vqrepro.io import load_tensors, save_tensors
@@ -46,22 +43,7 @@ def test_killed_job_resumes_to_the_same_result(tmp_path, params, digits_dir, met
     reference = train_tokenizer(settings, digits_dir, tmp_path / "reference")
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen(train_cmd(settings, digits_dir, out), stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (out / "resume.pt.sha256").exists():
-        assert proc.poll() is None, "training finished before it could be killed; raise steps"
-        assert time.time() < deadline
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (out / "ckpt.pt").exists()
-    resumed_from = load_tensors(out / "resume.pt")["step"]
-    assert 0 < resumed_from < 400
-
-    rerun = subprocess.run(train_cmd(settings, digits_dir, out), capture_output=True, text=True)
-    assert rerun.returncode == 0, rerun.stderr
-    assert f"resuming {out} from step" in rerun.stderr
-    assert not (out / "resume.pt").exists()
+    kill_after_first_checkpoint_then_rerun(train_cmd(settings, digits_dir, out), out, "ckpt.pt", 400)
 
     a, b = load_tensors(reference)["model"], load_tensors(out / "ckpt.pt")["model"]
     for name in a:

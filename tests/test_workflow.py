@@ -89,7 +89,7 @@ def test_full_run_writes_the_study_table(workdir):
 
 def test_full_run_writes_the_stage_two_table_and_sample_grid(workdir):
     table = (workdir / "results" / "tables" / "tiny_generation.md").read_text()
-    assert "| Tokenizer | K | D | Prior | Seeds | Bits/token |" in table
+    assert "| Quantizer | K | D | Prior | Seeds | Bits/token |" in table
     rows = [line for line in table.splitlines() if line.startswith(("| vq", "| ema"))]
     assert len(rows) == 4 and any("gpt_mini" in r for r in rows) and any("maskgit_mini" in r for r in rows)
     assert "n/a (gfid)" in table and "not comparable with FID" in table

@@ -20,9 +20,9 @@ from tqdm import tqdm
 
 from . import runtime
 from .data import batch_indices, load_split
-from .io import CorruptFileError, load_tensors, save_tensors
+from .io import load_tensors, save_tensors
 from .models.transformer import PriorSettings, TokenTransformer
-from .train import NonFiniteLossError, TrainLog, load_model
+from .train import NonFiniteLossError, TrainLog, discard_resume, load_model, resume, save_resume
 
 MODEL_KEYS = ("kind", "layers", "heads", "width", "dropout")
 
@@ -93,19 +93,8 @@ def train_prior(settings: dict, tokens_path: str | Path, out_dir: str | Path, se
     k, length = data["codebook_size"], tokens.shape[1]
     model = build_prior(settings, k, length).to(dev)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
-    start, snapshots = 0, {}
-    if resume_path.exists():
-        try:
-            state = load_tensors(resume_path)
-        except CorruptFileError as err:
-            print(f"warning: ignoring unusable {resume_path}: {err}", file=sys.stderr)
-            state = None
-        if state is not None and state["settings_hash"] == digest:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            torch.set_rng_state(state["rng"])
-            start, snapshots = int(state["step"]), state["snapshots"]
-            print(f"resuming {out_dir} from step {start}", file=sys.stderr)
+    state = resume(resume_path, digest, model, optimizer)
+    start, snapshots = (state["step"], state["snapshots"]) if state else (0, {})
 
     log = TrainLog(out_dir / "prior_log.csv", start)
     steps, batch_size = settings["steps"], settings["batch_size"]
@@ -127,16 +116,14 @@ def train_prior(settings: dict, tokens_path: str | Path, out_dir: str | Path, se
             snapshots[str(done)] = {name: t.detach().clone() for name, t in model.state_dict().items()}
         if done % settings["checkpoint_every"] == 0 and done < steps:
             log.flush()
-            save_tensors(resume_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": done,
-                                       "rng": torch.get_rng_state(), "settings_hash": digest, "snapshots": snapshots})
+            save_resume(resume_path, digest, model, optimizer, done, snapshots=snapshots)
     log.flush()
     snapshots[str(steps)] = model.state_dict()
     save_tensors(final_path, {
         "model": model.state_dict(), "snapshots": snapshots, "codebook_size": k, "grid": list(data["tokens"].shape[1:]),
         "settings": json.dumps(settings, sort_keys=True), "settings_hash": digest, "train_seconds": time.time() - began,
     })
-    for leftover in (resume_path, resume_path.with_name(resume_path.name + ".sha256")):
-        leftover.unlink(missing_ok=True)
+    discard_resume(resume_path)
     return final_path
 
 

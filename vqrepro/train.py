@@ -45,6 +45,36 @@ def load_model(ckpt_path: str | Path, device: torch.device) -> tuple[VQVAE, dict
     return model.to(device).eval(), settings
 
 
+def resume(path: Path, digest: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict | None:
+    """Restore model, optimiser and RNG from ``path`` if it exists, is intact and belongs to these settings."""
+    if not path.exists():
+        return None
+    try:
+        state = load_tensors(path)
+    except CorruptFileError as err:
+        print(f"warning: ignoring unusable {path}: {err}", file=sys.stderr)
+        return None
+    if state["settings_hash"] != digest:
+        return None
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["rng"])
+    state["step"] = int(state["step"])
+    print(f"resuming {path.parent} from step {state['step']}", file=sys.stderr)
+    return state
+
+
+def save_resume(path: Path, digest: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
+                **extra) -> None:
+    save_tensors(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                        "rng": torch.get_rng_state(), "settings_hash": digest, **extra})
+
+
+def discard_resume(path: Path) -> None:
+    for leftover in (path, path.with_name(path.name + ".sha256")):
+        leftover.unlink(missing_ok=True)
+
+
 class TrainLog:
     """CSV of losses, usage and perplexity over steps; rows past a resumed step are dropped."""
 
@@ -81,19 +111,8 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]))
     variance = 4.0 * train_split.pixel_variance() if cfg["divide_by_data_variance"] else 1.0  # [-1, 1] space
 
-    start = 0
-    if resume_path.exists():
-        try:
-            state = load_tensors(resume_path)
-        except CorruptFileError as err:
-            print(f"warning: ignoring unusable {resume_path}: {err}", file=sys.stderr)
-            state = None
-        if state is not None and state["settings_hash"] == digest:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            torch.set_rng_state(state["rng"])
-            start = int(state["step"])
-            print(f"resuming {out_dir} from step {start}", file=sys.stderr)
+    state = resume(resume_path, digest, model, optimizer)
+    start = state["step"] if state else 0
 
     log = TrainLog(out_dir / "train_log.csv", start)
     steps = cfg["steps"]
@@ -125,15 +144,11 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
             bar.set_postfix(loss=f"{row['loss']:.4f}", usage=f"{out.stats['batch_usage']:.2f}", refresh=False)
         if done % cfg["checkpoint_every"] == 0 and done < steps:
             log.flush()
-            save_tensors(resume_path, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": done,
-                "rng": torch.get_rng_state(), "settings_hash": digest,
-            })
+            save_resume(resume_path, digest, model, optimizer, done)
     log.flush()
     save_tensors(final_path, {
         "model": model.state_dict(), "in_channels": in_channels, "settings": json.dumps(settings, sort_keys=True),
         "settings_hash": digest, "steps": steps, "train_seconds": time.time() - began,
     })
-    for leftover in (resume_path, resume_path.with_name(resume_path.name + ".sha256")):
-        leftover.unlink(missing_ok=True)
+    discard_resume(resume_path)
     return final_path

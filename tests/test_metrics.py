@@ -81,3 +81,65 @@ def test_running_mean():
     m.add(torch.tensor([1.0, 2.0]))
     m.add(torch.tensor([6.0]))
     assert m.value == pytest.approx(3.0)
+
+
+@pytest.fixture(scope="module")
+def random_inception_weights(tmp_path_factory):
+    """RANDOM WEIGHTS in torch-fidelity's Inception layout: exercises the real rFID path offline, not its values."""
+    from unittest import mock
+
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    torch.manual_seed(0)
+    with mock.patch.object(FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None), \
+            mock.patch("torch_fidelity.feature_extractor_inceptionv3.torch.load", lambda *a, **k: {}):
+        extractor = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path="unused")
+    path = tmp_path_factory.mktemp("inception") / "weights-inception-random.pth"
+    torch.save(extractor.state_dict(), path)
+    return path
+
+
+def test_rfid_through_torch_fidelity_with_random_weights(random_inception_weights):
+    from vqrepro.evaluate import rfid
+
+    torch.manual_seed(0)
+    images = (torch.rand(12, 3, 32, 32) * 255).to(torch.uint8)
+    other = (torch.rand(12, 3, 32, 32) * 64).to(torch.uint8)
+    same = rfid(images, images.clone(), random_inception_weights, torch.device("cpu"))
+    different = rfid(images, other, random_inception_weights, torch.device("cpu"))
+    assert abs(same) < 1e-3 and different > same
+
+
+def test_rfid_refuses_a_weights_file_that_needs_unpickling(tmp_path):
+    import pickle
+
+    from vqrepro.evaluate import rfid
+
+    path = tmp_path / "evil.pth"
+    torch.save({"fn": print}, path)  # a pickled callable: what a tampered file could carry
+    with pytest.raises(pickle.UnpicklingError):
+        rfid(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), torch.zeros(2, 3, 8, 8, dtype=torch.uint8), path, torch.device("cpu"))
+
+
+def test_evaluation_reports_lpips_and_rfid_when_weights_are_present(tmp_path, params, random_inception_weights):
+    """RANDOM WEIGHTS for both backbones: the metrics are computed and stored, their values mean nothing."""
+    import torchvision
+
+    from vqrepro.evaluate import evaluate_tokenizer
+    from vqrepro.io import save_tensors
+    from vqrepro.train import train_tokenizer
+
+    torch.manual_seed(0)
+    data_dir = tmp_path / "data"
+    for split, n in (("train", 64), ("test", 12)):
+        save_tensors(data_dir / f"{split}.pt", {"images": (torch.rand(n, 3, 32, 32) * 255).to(torch.uint8)})
+    alexnet = tmp_path / "alexnet-random.pth"
+    torch.save(torchvision.models.alexnet(weights=None).state_dict(), alexnet)
+    settings = {"dataset": "random", "quantizer": dict(params["quantizers"]["vq"]), "codebook_size": 8, "code_dim": 4,
+                "seed": 0, "model": dict(params["models"]["mini_rgb32"], hidden_channels=8, residual_channels=4),
+                "training": dict(params["training"]["mini"], steps=2, batch_size=16)}
+    ckpt = train_tokenizer(settings, data_dir, tmp_path / "run")
+    eval_cfg = {**params["evaluation"], "weights": {"inception": str(random_inception_weights), "lpips_alex": str(alexnet)}}
+    result = evaluate_tokenizer(ckpt, data_dir, tmp_path / "metrics.json", eval_cfg)
+    assert result["missing"] == {}
+    assert result["metrics"]["lpips"] > 0 and result["metrics"]["rfid"] is not None

@@ -50,10 +50,13 @@ class _Uint8Images(torch.utils.data.Dataset):
 def rfid(originals: torch.Tensor, reconstructions: torch.Tensor, weights_path: Path, device: torch.device) -> float:
     import torch_fidelity
 
+    # torch-fidelity unpickles the file freely; refuse anything that is not plain tensors first.
+    torch.load(weights_path, map_location="cpu", weights_only=True)
+
     result = torch_fidelity.calculate_metrics(
         input1=_Uint8Images(reconstructions), input2=_Uint8Images(originals), fid=True,
         feature_extractor_weights_path=str(weights_path), cuda=device.type == "cuda",
-        cache=False, verbose=False, batch_size=64,
+        cache=False, verbose=False, batch_size=64, save_cpu_ram=True,  # in-memory inputs: no loader workers
     )
     return float(result["frechet_inception_distance"])
 

@@ -48,7 +48,7 @@ def project(tmp_path_factory, params) -> Path:
 
 
 def test_dvc_repro_runs_the_workflow_then_only_what_a_params_edit_touches(project):
-    first = run(project, sys.executable, "-m", "dvc", "repro")
+    run(project, sys.executable, "-m", "dvc", "repro")
     assert (project / "results" / "tables" / "tiny.md").exists()
     assert (project / "dvc.lock").exists()
     assert "up to date" in run(project, sys.executable, "-m", "dvc", "status").stdout.lower()

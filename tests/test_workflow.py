@@ -153,3 +153,13 @@ def test_workflow_lints_clean():
     result = subprocess.run([*SNAKEMAKE, "--lint"], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Congratulations" in result.stdout + result.stderr
+
+
+def test_paper_scale_config_plans_gpu_jobs():
+    result = subprocess.run([*SNAKEMAKE, "-n", "--configfile", "configs/paper/cifar10_stage2.yaml"],
+                            capture_output=True, text=True, cwd=REPO, env=ENV)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    jobs = planned_jobs(result)
+    assert jobs["train_tokenizer"] == 12 and jobs["train_prior"] == 8
+    train_blocks = [block for block in result.stdout.split("\n\n") if "rule train_tokenizer:" in block]
+    assert train_blocks and all("gpu=1" in block for block in train_blocks)

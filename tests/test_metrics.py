@@ -143,3 +143,15 @@ def test_evaluation_reports_lpips_and_rfid_when_weights_are_present(tmp_path, pa
     result = evaluate_tokenizer(ckpt, data_dir, tmp_path / "metrics.json", eval_cfg)
     assert result["missing"] == {}
     assert result["metrics"]["lpips"] > 0 and result["metrics"]["rfid"] is not None
+
+
+def test_frechet_distance_matches_the_matrix_square_root_and_survives_singular_covariances():
+    from scipy import linalg
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((300, 6)), rng.standard_normal((300, 6)) * 1.5 + 0.3
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    reference = (a.mean(0) - b.mean(0)) @ (a.mean(0) - b.mean(0)) + np.trace(s1 + s2 - 2 * linalg.sqrtm(s1 @ s2).real)
+    assert metrics.frechet_distance(a.mean(0), s1, b.mean(0), s2) == pytest.approx(reference, rel=1e-8)
+    singular = np.diag([1.0, 2.0, 0.0])  # a dead ReLU unit has zero variance
+    assert metrics.frechet_distance(np.zeros(3), singular, np.zeros(3), singular) == pytest.approx(0.0, abs=1e-8)

@@ -21,7 +21,7 @@ from .classifier import load_classifier
 from .data import load_split
 from .evaluate import rfid, to_uint8
 from .io import load_tensors, save_tensors, write_json
-from .prior import bits_per_token, load_prior, sample_tokens
+from .prior import bits_per_token, prior_at, sample_tokens
 from .train import load_model
 
 
@@ -55,11 +55,11 @@ def sample_prior(prior_path: str | Path, tokenizer_path: str | Path, settings: d
     seed = settings["sample_seed"]
     dev = runtime.configure(threads, seed, device)
     tokenizer, _ = load_model(tokenizer_path, dev)
-    _, content = load_prior(prior_path, dev)
+    content = load_tensors(prior_path)  # read and checksummed once; every snapshot is built from it
     grid = content["grid"]
     samples = {}
     for step in sorted(content["snapshots"], key=int):
-        model, _ = load_prior(prior_path, dev, step)
+        model = prior_at(content, dev, step)
         tokens = sample_tokens(model, settings, settings["num_samples"], seed, dev).view(-1, *grid)
         images = ((tokenizer.decode_indices(tokens) + 1.0) / 2.0).clamp(0.0, 1.0)
         samples[step] = {"tokens": tokens.cpu(), "images": to_uint8(images).cpu()}
@@ -81,10 +81,11 @@ def evaluate_generation(samples_path: str | Path, prior_path: str | Path, test_t
     real_feats = classifier.features(real).cpu()
     test_grid = load_tensors(test_tokens)["tokens"].flatten(1).to(dev)
     k = samples["codebook_size"]
+    content = load_tensors(prior_path)
 
     curve = []
     for step in sorted(samples["samples"], key=int):
-        model, _ = load_prior(prior_path, dev, step)
+        model = prior_at(content, dev, step)
         tokens, images = samples["samples"][step]["tokens"], samples["samples"][step]["images"]
         row = {"step": int(step), "bits_per_token": bits_per_token(model, test_grid),
                "sample_usage": metrics.codebook_usage(torch.bincount(tokens.flatten(), minlength=k))}

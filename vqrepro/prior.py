@@ -127,13 +127,12 @@ def train_prior(settings: dict, tokens_path: str | Path, out_dir: str | Path, se
     return final_path
 
 
-def load_prior(path: str | Path, device: torch.device, step: str | None = None) -> tuple[TokenTransformer, dict]:
-    content = load_tensors(path)
+def prior_at(content: dict, device: torch.device, step: str | None = None) -> TokenTransformer:
+    """The prior of a loaded prior.pt at one snapshot step (None: final weights)."""
     settings = json.loads(content["settings"])
-    length = math.prod(content["grid"])
-    model = build_prior(settings, content["codebook_size"], length)
+    model = build_prior(settings, content["codebook_size"], math.prod(content["grid"]))
     model.load_state_dict(content["snapshots"][step] if step else content["model"])
-    return model.to(device).eval(), content
+    return model.to(device).eval()
 
 
 # --------------------------------------------------------------------------- likelihood and sampling

@@ -14,6 +14,7 @@ include: "workflow/rules/tokenizer.smk"
 include: "workflow/rules/classifier.smk"
 include: "workflow/rules/prior.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/paper.smk"
 
 
 # Every grid point's metrics, not only the tables: in a fresh clone the committed
@@ -25,3 +26,4 @@ rule all:
         study_reports(config["run_studies"]),
         generation_outputs(config["run_generation_studies"]),
         generation_reports(config["run_generation_studies"]),
+        paper_outputs(),

@@ -11,7 +11,7 @@ from vqrepro.config import ConfigError
 
 def test_repository_params_are_valid(params_copy):
     config.check(params_copy)
-    assert len(config.grid(params_copy, "photo_codebook_size")) == 8
+    assert len(config.grid(params_copy, "photo_recon")) == 8
 
 
 def _set(path, value):
@@ -39,25 +39,25 @@ MALFORMED = [
     ("misspelt training key", _set(["training", "mini", "stpes"], 10), "training.mini"),
     ("wrong type", _set(["training", "mini", "batch_size"], "64"), "training.mini.batch_size"),
     ("non-positive steps", _set(["training", "mini", "steps"], 0), "training.mini.steps"),
-    ("non-positive codebook size", _set(["studies", "photo_codebook_size", "codebook_sizes"], [16, -4]),
-     "studies.photo_codebook_size.codebook_sizes[1]"),
-    ("zero code dimension", _set(["studies", "photo_codebook_size", "code_dims"], [0]), "studies.photo_codebook_size.code_dims[0]"),
-    ("unknown quantizer preset in study", _set(["studies", "photo_codebook_size", "quantizers"], ["vq", "cvq_typo"]),
-     "studies.photo_codebook_size.quantizers[1]"),
+    ("non-positive codebook size", _set(["studies", "photo_recon", "codebook_sizes"], [16, -4]),
+     "studies.photo_recon.codebook_sizes[1]"),
+    ("zero code dimension", _set(["studies", "photo_recon", "code_dims"], [0]), "studies.photo_recon.code_dims[0]"),
+    ("unknown quantizer preset in study", _set(["studies", "photo_recon", "quantizers"], ["vq", "cvq_typo"]),
+     "studies.photo_recon.quantizers[1]"),
     ("unknown quantizer method", _set(["quantizers", "vq", "method"], "vqq"), "quantizers.vq.method"),
     ("unknown quantizer setting", _set(["quantizers", "vq", "beta"], 0.25), "quantizers.vq"),
     ("quantizer setting of wrong type", _set(["quantizers", "ema", "decay"], "high"), "quantizers.ema"),
     ("quantizer setting out of range", _set(["quantizers", "ema", "decay"], 1.5), "quantizers.ema"),
-    ("unknown data set in study", _set(["studies", "digits_codebook_size", "dataset"], "cifar100"), "studies.digits_codebook_size.dataset"),
+    ("unknown data set in study", _set(["studies", "digits_cvq_size", "dataset"], "cifar100"), "studies.digits_cvq_size.dataset"),
     ("unknown data source", _set(["datasets", "digits", "source"], "kaggle"), "datasets.digits.source"),
-    ("missing required key", _delete(["training", "digits", "lr"]), "training.digits"),
-    ("unknown model in study", _set(["studies", "digits_codebook_size", "model"], "resnet"), "studies.digits_codebook_size.model"),
-    ("unknown study in run_studies", _set(["run_studies"], ["photo_codebook_size", "nope"]), "run_studies[1]"),
+    ("missing required key", _delete(["training", "digits_mini", "lr"]), "training.digits_mini"),
+    ("unknown model in study", _set(["studies", "digits_cvq_size", "model"], "resnet"), "studies.digits_cvq_size.model"),
+    ("unknown study in run_studies", _set(["run_studies"], ["photo_recon", "nope"]), "run_studies[1]"),
     ("bad activation", _set(["models", "mini_rgb32", "activation"], "gelu"), "models.mini_rgb32.activation"),
     ("test fraction out of range", _set(["datasets", "digits", "test_fraction"], 1.5), "datasets.digits.test_fraction"),
     ("unknown metric", _set(["evaluation", "metrics"], ["mse", "fid"]), "evaluation.metrics[1]"),
     ("unknown prior kind", _set(["priors", "gpt_mini", "kind"], "diffusion"), "priors.gpt_mini.kind"),
-    ("generation study uses an untrained tokenizer", _set(["generation_studies", "digits_generation", "codebook_sizes"], [64]),
+    ("generation study uses an untrained tokenizer", _set(["generation_studies", "digits_generation", "codebook_sizes"], [32]),
      "generation_studies.digits_generation.codebook_sizes[0]"),
     ("unknown prior preset", _set(["generation_studies", "digits_generation", "priors"], ["gpt_mini", "pixelcnn"]),
      "generation_studies.digits_generation.priors[1]"),
@@ -97,7 +97,7 @@ def test_invalid_yaml_is_reported(tmp_path):
 
 
 def test_train_settings_carry_only_the_runs_slice(params_copy):
-    key = config.grid(params_copy, "photo_codebook_size")[0]
+    key = config.grid(params_copy, "photo_recon")[0]
     settings = config.train_settings(params_copy, key)
     assert settings["quantizer"] == params_copy["quantizers"][key.quantizer]
     assert set(settings) == {"dataset", "quantizer", "model", "training", "codebook_size", "code_dim", "seed"}

@@ -29,6 +29,8 @@ def test_nan_fails_its_job_and_keep_going_still_reports_the_rest(tmp_path, param
     cfg["quantizers"]["vq_nan"] = dict(cfg["quantizers"]["vq"], commit_weight=float("nan"))
     cfg["studies"]["tiny"].update(quantizers=["vq", "vq_nan"], codebook_sizes=[8], seeds=[0])
     cfg["run_generation_studies"], cfg["generation_studies"] = [], {}
+    cfg["reproductions"] = {"tiny_table": {"paper": "Test", "reproduces": "a paper table", "study": "tiny",
+                                           "rows": {"vq": "VQ", "vq_nan": "VQ (NaN)"}, "metrics": ["mse", "usage"]}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(cfg))
 
     result = snakemake(tmp_path, "--cores", "2", "--keep-going")
@@ -49,6 +51,8 @@ def test_nan_fails_its_job_and_keep_going_still_reports_the_rest(tmp_path, param
     assert "failed" not in rows["vq"] and "failed" in rows["vq_nan"]
     assert "Failed: vq_nan K=8 D=4 seed 0: NonFiniteLossError at step 0: loss is nan" in table
     assert (tmp_path / "results/figures/tiny_usage_vs_codebook_size.png").exists()
+    paper_table = (tmp_path / "results/tables/tiny_table.md").read_text()  # the paper table of the study too
+    assert "| VQ (NaN) | 0 | failed | failed |" in paper_table and "Failed: vq_nan" in paper_table
 
     # Fixing the preset and running again trains the point, and the failure record goes away.
     cfg["quantizers"]["vq_nan"]["commit_weight"] = 0.25

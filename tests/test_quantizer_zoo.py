@@ -33,7 +33,7 @@ def test_preset_trains_reports_usage_and_survives_a_checkpoint(preset, digits_di
         "dataset": "digits",
         "quantizer": PARAMS["quantizers"][preset],
         "model": dict(PARAMS["models"]["mini_digits"], hidden_channels=16, residual_channels=8),
-        "training": dict(PARAMS["training"]["digits"], steps=12, batch_size=16, log_every=3, checkpoint_every=6),
+        "training": dict(PARAMS["training"]["digits_mini"], steps=12, batch_size=16, log_every=3, checkpoint_every=6),
         "codebook_size": ZOO["codebook_sizes"][0],  # the zoo's K: every preset must accept it
         "code_dim": 4,
         "seed": 0,

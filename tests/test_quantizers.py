@@ -260,3 +260,74 @@ def test_every_add_on_together_trains_with_replacements_happening():
         q.on_step(step)
     assert q.lru.idle_steps.max() < 1  # every code idle for a step was replaced
     assert torch.isfinite(q.codes()).all()
+
+
+def test_stochastic_sampling_picks_other_codes_only_when_training_at_positive_temperature():
+    torch.manual_seed(0)
+    z = torch.randn(400, 4)
+    hot = vq_with(16, 4, init="normal", stochastic_temperature=100.0)
+    nearest = brute_force(z, hot.codes().detach())
+    hot.train()
+    assert (hot(z).indices != nearest).float().mean() > 0.5  # near-uniform draws over 16 codes
+    hot.eval()
+    assert torch.equal(hot(z).indices, nearest)  # eval: always the nearest code
+    cold = vq_with(16, 4, init="normal")  # stochastic_temperature 0 (default): deterministic
+    cold.load_state_dict(hot.state_dict())
+    cold.train()
+    assert torch.equal(cold(z).indices, nearest)
+
+
+def test_stochastic_sample_follows_the_softmax_of_negative_distance_in_every_chunking():
+    from vqrepro.quantizers.vq import sample_code
+
+    torch.manual_seed(0)
+    z, codebook = torch.randn(3, 2), torch.randn(5, 2)
+    expected = torch.softmax(-torch.cdist(z, codebook).pow(2) / 0.5, dim=1)
+    for max_elements in (1, 7, 2**22):
+        counts = torch.zeros(3, 5)
+        for _ in range(3000):
+            counts[torch.arange(3), sample_code(z, codebook, 0.5, max_elements=max_elements)] += 1
+        torch.testing.assert_close(counts / 3000, expected, atol=0.04, rtol=0)
+
+
+def test_stochastic_temperature_anneals_geometrically_and_draws_are_seeded():
+    import math
+
+    q = vq_with(16, 4, stochastic_temperature=2.0, stochastic_decay=0.1)
+    assert q.temperature(0) == 2.0
+    assert abs(q.temperature(10) - 2.0 * math.exp(-1.0)) < 1e-12
+    q.train()
+    q.begin_step(5, 0)
+    z = torch.randn(300, 4)
+    torch.manual_seed(123)
+    first = q(z)
+    torch.manual_seed(123)
+    second = q(z)
+    assert torch.equal(first.indices, second.indices)
+    assert first.stats["temperature"] == q.temperature(5)
+    torch.manual_seed(124)
+    assert not torch.equal(q(z).indices, first.indices)
+
+
+def test_sampled_code_is_the_one_quantized_to_and_trained():
+    torch.manual_seed(0)
+    q = vq_with(8, 4, init="normal", stochastic_temperature=50.0)
+    q.train()
+    z = torch.randn(64, 4, requires_grad=True)
+    out = q(z)
+    torch.testing.assert_close(out.z_q, q.codebook.detach()[out.indices])
+    out.losses["codebook"].backward()
+    assert q.codebook.grad is not None
+
+
+def test_outer_steps_setting_is_validated_and_exposed():
+    assert vq_with(4, 2).outer_steps == 1
+    assert vq_with(4, 2, outer_steps=4).outer_steps == 4
+    assert build_quantizer({"method": "ema"}, 4, 2).outer_steps == 1  # base-class default
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="outer_steps"):
+            vq_with(4, 2, outer_steps=bad)
+    with pytest.raises(TypeError, match="outer_steps"):
+        vq_with(4, 2, outer_steps=1.5)
+    with pytest.raises(ValueError, match="stochastic_temperature"):
+        vq_with(4, 2, stochastic_temperature=-1.0)

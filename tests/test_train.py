@@ -17,7 +17,7 @@ def tiny_settings(params, steps=120, checkpoint_every=10, method="vq"):
         "dataset": "digits",
         "quantizer": dict(params["quantizers"][method]),
         "model": dict(params["models"]["mini_digits"], hidden_channels=16, residual_channels=8),
-        "training": dict(params["training"]["digits"], steps=steps, batch_size=32, log_every=5,
+        "training": dict(params["training"]["digits_mini"], steps=steps, batch_size=32, log_every=5,
                          checkpoint_every=checkpoint_every),
         "codebook_size": 16,
         "code_dim": 4,

@@ -54,7 +54,8 @@ def cmd_report(args) -> None:
     study = args.settings
     keys = config.grid({"studies": {args.study: study}}, args.study)
     files = [str(Path(args.runs) / k.path / "metrics.json") for k in keys]
-    rows = [{"quantizer": k.quantizer, "codebook_size": k.codebook_size, "code_dim": k.code_dim, "seed": k.seed} for k in keys]
+    rows = [{"quantizer": k.quantizer, "codebook_size": k.codebook_size, "code_dim": k.code_dim, "seed": k.seed}
+            | ({"batch_size": k.batch_size} if k.batch_size is not None else {}) for k in keys]
     report.build_study_report(args.study, study["title"], files, rows, args.results, allow_missing=args.allow_missing)
 
 
@@ -117,6 +118,43 @@ def cmd_quantizers(args) -> None:
 
     for entry in describe():
         print(f"{entry['method']:<8} {entry['paper']}\n         defaults: {entry['defaults']}")
+
+
+def cmd_reproduce(args) -> None:
+    from . import config, report
+
+    settings = args.settings
+    spec, study = settings["reproduction"], settings["study"]
+    spec["rows"] = {preset: spec["rows"][preset] for preset in settings["row_order"]}  # the paper's order
+    cfg = {"studies": {spec["study"]: study}, "reproductions": {args.name: spec}}
+    keys = config.reproduction_grid(cfg, args.name)
+    files = [str(Path(args.runs) / k.path / "metrics.json") for k in keys]
+    paper_dir = Path(args.paper_numbers) if args.paper_numbers else config.paper_numbers_dir()
+    report.build_reproduction_report(args.name, spec, files, keys, args.results, settings["scale"],
+                                     settings["setting"], paper_dir)
+
+
+def cmd_claims(args) -> None:
+    import pandas as pd
+
+    from . import claims
+    from .io import write_text
+
+    settings = args.settings
+    results = Path(args.results)
+    summaries, missing = {}, {}
+    for name in settings["reproductions"]:
+        table, metrics = results / "tables" / f"{name}.csv", results / "metrics" / f"{name}.json"
+        built = name in settings["built"]
+        summaries[name] = pd.read_csv(table) if built else None
+        missing[name] = json.loads(metrics.read_text())["not_available"] if built else {}
+    write_text(args.out, claims.build_claims_markdown(settings["claims"], summaries, missing, settings["scale"]))
+
+
+def cmd_toy(args) -> None:
+    from .toys import run_toy
+
+    run_toy(args.name, args.settings, Path(args.figure), Path(args.metrics))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -192,6 +230,22 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--results", default="results")
     q.add_argument("--allow-missing", action="store_true",
                    help="report a study whose grid is incomplete, marking missing grid points (after --keep-going)")
+    q = job("reproduce", cmd_reproduce, "one paper table/figure from its study's runs, with the paper comparison")
+    q.add_argument("--name", required=True)
+    q.add_argument("--settings", type=_json, required=True,
+                   help="{reproduction: spec, study: definition, scale: str, setting: one-line description}")
+    q.add_argument("--runs", default="runs")
+    q.add_argument("--results", default="results")
+    q.add_argument("--paper-numbers", default=None, help="folder of the published tables (default ../shared/paper_numbers)")
+    q = job("claims", cmd_claims, "check the papers' claims on the built reproductions -> results/claims.md")
+    q.add_argument("--settings", type=_json, required=True, help="{claims, reproductions, built, scale}")
+    q.add_argument("--results", default="results")
+    q.add_argument("--out", required=True)
+    q = job("toy", cmd_toy, "run one 2-D toy demonstration")
+    q.add_argument("--name", required=True)
+    q.add_argument("--settings", type=_json, required=True)
+    q.add_argument("--figure", required=True, help="figure path without suffix (.png and .pdf are written)")
+    q.add_argument("--metrics", required=True)
     q = job("weights", cmd_weights, "which pretrained weight files are present, and where missing ones go")
     q.add_argument("--params", default="params.yaml")
     job("quantizers", cmd_quantizers, "list every quantizer method with its source and defaults")

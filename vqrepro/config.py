@@ -95,6 +95,7 @@ def _semantic_check(config: dict, source: str) -> None:
                     f"{source}: studies.{study_name}.{field}: {study[field]!r} is not defined under {section} "
                     f"(defined: {sorted(config[section])})"
                 )
+        _check_study_model(config, source, study_name, study)
         for i, quantizer in enumerate(study["quantizers"]):
             if quantizer not in config["quantizers"]:
                 raise ConfigError(
@@ -102,6 +103,8 @@ def _semantic_check(config: dict, source: str) -> None:
                     f"(defined under quantizers: {sorted(config['quantizers'])})"
                 )
     _check_quantizer_sizes(config, source)
+    _check_reproductions(config, source)
+    _check_toys(config, source)
     for i, study in enumerate(config["run_studies"]):
         if study not in config["studies"]:
             raise ConfigError(f"{source}: run_studies[{i}]: unknown study {study!r} (defined: {sorted(config['studies'])})")
@@ -139,6 +142,111 @@ def _semantic_check(config: dict, source: str) -> None:
                               f"(defined: {sorted(config['generation_studies'])})")
 
 
+def _check_study_model(config: dict, source: str, name: str, study: dict) -> None:
+    """A classification study needs a classifier model (with a backbone), a reconstruction study an autoencoder."""
+    model = config["models"][study["model"]]
+    task = study.get("task", "reconstruction")
+    where = f"{source}: studies.{name}.model"
+    if task == "classification":
+        if "backbone" not in model:
+            raise ConfigError(f"{where}: {study['model']!r} is an autoencoder, but the study has task: classification; "
+                              "name a model with a backbone (a classifier with a VQ bottleneck)")
+        from .models import ClassifierSettings
+
+        try:
+            ClassifierSettings(**model)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"{source}: models.{study['model']}: {err}") from None
+    elif "backbone" in model:
+        raise ConfigError(f"{where}: {study['model']!r} is a classifier; set task: classification on the study "
+                          "or name an autoencoder model")
+
+
+def _check_reproductions(config: dict, source: str) -> None:
+    from . import claims, compare
+
+    paper_dir = paper_numbers_dir()
+    for name, spec in config.get("reproductions", {}).items():
+        where = f"{source}: reproductions.{name}"
+        if name in config["studies"] or name in config["generation_studies"]:
+            raise ConfigError(f"{where}: the name is also a study; both write results/tables/<name>.*, so rename one")
+        study = config["studies"].get(spec["study"])
+        if study is None:
+            raise ConfigError(f"{where}.study: unknown study {spec['study']!r} (defined: {sorted(config['studies'])})")
+        for preset in spec["rows"]:
+            if preset not in study["quantizers"]:
+                raise ConfigError(f"{where}.rows.{preset}: not among studies.{spec['study']}.quantizers "
+                                  f"({study['quantizers']}); add it there or drop the row")
+        axes = spec.get("axes", [])
+        for axis, values in spec.get("select", {}).items():
+            grid_values = study.get(AXIS_LISTS[axis], [])
+            for value in values:
+                if value not in grid_values:
+                    raise ConfigError(f"{where}.select.{axis}: {value} is not in studies.{spec['study']}."
+                                      f"{AXIS_LISTS[axis]} ({grid_values or 'not a grid axis of that study'})")
+        for axis in axes:
+            if axis == "batch_size" and "batch_sizes" not in study:
+                raise ConfigError(f"{where}.axes: batch_size needs studies.{spec['study']}.batch_sizes")
+        if spec.get("pivot") and spec["pivot"] not in axes:
+            raise ConfigError(f"{where}.pivot: {spec['pivot']!r} must be one of the reproduction's axes ({axes})")
+        figure = spec.get("figure")
+        if figure and figure["kind"] == "lines" and figure.get("x") not in axes:
+            raise ConfigError(f"{where}.figure.x: a lines figure needs x set to one of the reproduction's axes ({axes})")
+        task = study.get("task", "reconstruction")
+        for metric in spec["metrics"]:
+            if (metric == "accuracy") != (task == "classification") and metric not in ("usage", "perplexity"):
+                raise ConfigError(f"{where}.metrics: {metric!r} is not measured by a {task} study")
+        for preset in spec["rows"]:
+            for axis in set(AXIS_LISTS) - set(axes):
+                values = {getattr(k, axis) for k in reproduction_grid(config, name) if k.quantizer == preset}
+                if len(values) > 1:
+                    raise ConfigError(f"{where}: row {preset} spans {axis} {sorted(values)}; add {axis} to the "
+                                      f"reproduction's axes or pick one value with select")
+        if "paper_numbers" in spec:
+            try:
+                compare.check_paper_numbers(name, spec, paper_dir)
+            except ValueError as err:
+                raise ConfigError(f"{source}: {err}") from None
+    try:
+        claims.check_claims(config.get("claims", []), config.get("reproductions", {}))
+    except ValueError as err:
+        raise ConfigError(f"{source}: {err}") from None
+
+
+def _check_toys(config: dict, source: str) -> None:
+    from .toys import TOYS, check_settings
+
+    for name, settings in config.get("toys", {}).items():
+        if name not in TOYS:
+            raise ConfigError(f"{source}: toys.{name}: unknown toy; known: {sorted(TOYS)}")
+        try:
+            check_settings(name, settings)
+        except ValueError as err:
+            raise ConfigError(f"{source}: toys.{name}: {err}") from None
+
+
+def check_data_available(config: dict, studies: list[str], source: str, data_dir: str | Path = "data") -> None:
+    """A study that will run needs its data set: prepared already, bundled, or at a root on local disk."""
+    bundled = {"sklearn_digits", "skimage_photos"}
+    for study in studies:
+        name = config["studies"][study]["dataset"]
+        dataset = config["datasets"][name]
+        if dataset["source"] in bundled or (Path(data_dir) / name / "train.pt").exists():
+            continue
+        root = dataset.get("root")
+        if not root:
+            raise ConfigError(f"{source}: datasets.{name}.root is not set, and studies.{study} needs {name}; "
+                              f"set it to the folder that holds the data set (see README, 'Paper scale')")
+        if not Path(root).is_dir():
+            raise ConfigError(f"{source}: datasets.{name}.root: {root} is not a folder on this machine, and "
+                              f"studies.{study} needs {name}; point it at the data set's folder")
+
+
+def paper_numbers_dir() -> Path:
+    """../shared/paper_numbers beside the repository (the papers' published tables as CSV)."""
+    return Path(__file__).resolve().parents[2] / "shared" / "paper_numbers"
+
+
 def check(config: dict, source: str = "params.yaml") -> dict:
     if not isinstance(config, dict):
         raise ConfigError(f"{source}: expected a mapping of settings at the top level, got {type(config).__name__}")
@@ -161,6 +269,10 @@ def load(path: str | Path = "params.yaml") -> dict:
 # --------------------------------------------------------------------------- the grid
 
 
+AXIS_LISTS = {"codebook_size": "codebook_sizes", "code_dim": "code_dims", "batch_size": "batch_sizes"}
+POINT_PATTERN = r"K\d+_D\d+(_B\d+)?"  # the run folder of one (K, D[, batch size]) point
+
+
 @dataclass(frozen=True)
 class RunKey:
     """One grid point; its path is the run's identity."""
@@ -171,17 +283,31 @@ class RunKey:
     codebook_size: int
     code_dim: int
     seed: int
+    batch_size: int | None = None  # set only in studies with a batch_sizes axis
+
+    @property
+    def point(self) -> str:
+        batch = f"_B{self.batch_size}" if self.batch_size is not None else ""
+        return f"K{self.codebook_size}_D{self.code_dim}{batch}"
 
     @property
     def path(self) -> str:
-        return f"{self.study}/{self.dataset}/{self.quantizer}/K{self.codebook_size}_D{self.code_dim}/seed{self.seed}"
+        return f"{self.study}/{self.dataset}/{self.quantizer}/{self.point}/seed{self.seed}"
+
+    @staticmethod
+    def parse_point(point: str) -> tuple[int, int, int | None]:
+        """"K64_D8" -> (64, 8, None); "K64_D8_B16" -> (64, 8, 16)."""
+        parts = point.split("_")
+        batch = int(parts[2][1:]) if len(parts) == 3 else None
+        return int(parts[0][1:]), int(parts[1][1:]), batch
 
 
 def grid(config: dict, study: str) -> list[RunKey]:
     s = config["studies"][study]
     return [
-        RunKey(study, s["dataset"], q, k, d, seed)
-        for q, k, d, seed in itertools.product(s["quantizers"], s["codebook_sizes"], s["code_dims"], s["seeds"])
+        RunKey(study, s["dataset"], q, k, d, seed, batch)
+        for q, k, d, batch, seed in itertools.product(
+            s["quantizers"], s["codebook_sizes"], s["code_dims"], s.get("batch_sizes", [None]), s["seeds"])
     ]
 
 
@@ -192,15 +318,21 @@ def dataset_settings(config: dict, dataset: str) -> dict:
 def train_settings(config: dict, key: RunKey) -> dict:
     """Everything the training job of one grid point depends on."""
     s = config["studies"][key.study]
-    return {
+    training = dict(config["training"][s["training"]])
+    if key.batch_size is not None:
+        training["batch_size"] = key.batch_size
+    settings = {
         "dataset": key.dataset,
         "quantizer": config["quantizers"][key.quantizer],
         "model": config["models"][s["model"]],
-        "training": config["training"][s["training"]],
+        "training": training,
         "codebook_size": key.codebook_size,
         "code_dim": key.code_dim,
         "seed": key.seed,
     }
+    if s.get("task", "reconstruction") != "reconstruction":  # absent for autoencoders: their run identity is unchanged
+        settings["task"] = s["task"]
+    return settings
 
 
 def eval_settings(config: dict) -> dict:
@@ -245,3 +377,26 @@ def sampling_settings(config: dict, prior: str, seed: int) -> dict:
     """What sampling (and scoring) one prior depends on, beyond the prior's weights."""
     preset = config["priors"][prior]
     return {"kind": preset["kind"], **{k: preset[k] for k in SAMPLING_KEYS}, "sample_seed": seed, "weights": config["weights"]}
+
+
+# --------------------------------------------------------------------------- reproductions
+
+
+def reproduction_grid(config: dict, name: str) -> list[RunKey]:
+    """The grid points of its study that one reproduction reads: its rows' presets, restricted by ``select``."""
+    spec = config["reproductions"][name]
+    keep = spec.get("select", {})
+
+    def wanted(key: RunKey) -> bool:
+        row = spec["rows"].get(key.quantizer)
+        if row is None or not all(getattr(key, axis) in values for axis, values in keep.items()):
+            return False
+        row_select = row.get("select", {}) if isinstance(row, dict) else {}
+        return all(getattr(key, axis) == value for axis, value in row_select.items())
+
+    return [key for key in grid(config, spec["study"]) if wanted(key)]
+
+
+def reproductions_to_run(config: dict) -> list[str]:
+    """Every reproduction whose study the run builds."""
+    return [name for name, spec in config.get("reproductions", {}).items() if spec["study"] in config["run_studies"]]

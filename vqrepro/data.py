@@ -145,7 +145,19 @@ def _image_folder(name: str, settings: dict) -> dict[str, dict]:
     for split, found in files.items():
         if not found:
             raise DataSourceError(f"data set {name!r}: no images for the {split} split under {root}; expected {LOCAL_LAYOUTS['image_folder']}")
-    return {split: {"files": found, "root": str(root), "size": settings["size"]} for split, found in files.items()}
+    splits = {split: {"files": found, "root": str(root), "size": settings["size"]} for split, found in files.items()}
+    if settings.get("train_dir") and settings.get("test_dir"):
+        # <split dir>/<class>/<image> (ImageNet's layout): the class folder is the label
+        def class_of(file: str) -> str | None:
+            parts = Path(file).parts
+            return parts[1] if len(parts) >= 3 else None
+
+        classes = sorted({class_of(f) for f in files["train"]} - {None})
+        index = {c: i for i, c in enumerate(classes)}
+        if classes and all(class_of(f) in index for split in SPLITS for f in files[split]):
+            for split in SPLITS:
+                splits[split]["labels"] = torch.tensor([index[class_of(f)] for f in files[split]])
+    return splits
 
 
 def prepare(name: str, settings: dict, out_dir: str | Path) -> dict:
@@ -259,14 +271,31 @@ class _StepBatches:
             yield order[position * self.batch_size : (position + 1) * self.batch_size]
 
 
-def iterate_batches(split: ImageSplit, batch_size: int, seed: int, start: int, stop: int, workers: int = 0) -> Iterator[torch.Tensor]:
-    """Yield the training batches (float images in [0, 1]) for steps start..stop-1."""
+def iterate_batches(split: ImageSplit, batch_size: int, seed: int, start: int, stop: int, workers: int = 0,
+                    with_labels: bool = False) -> Iterator[torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
+    """Yield the training batches (float images in [0, 1]; with labels: (images, labels)) for steps start..stop-1."""
+    if with_labels and split.labels is None:
+        raise ValueError("this split has no labels; prepare a labelled data set for a classification study")
     steps = _StepBatches(len(split), batch_size, seed, start, stop)
     if split.images is not None:
         for idx in steps:
-            yield split.batch(idx)
+            yield (split.batch(idx), split.labels[idx]) if with_labels else split.batch(idx)
         return
-    yield from torch.utils.data.DataLoader(split, batch_sampler=steps, num_workers=workers)
+    dataset = _Labelled(split) if with_labels else split
+    yield from torch.utils.data.DataLoader(dataset, batch_sampler=steps, num_workers=workers)
+
+
+class _Labelled(torch.utils.data.Dataset):
+    """(image, label) items of a split read from files, for the data loader's workers."""
+
+    def __init__(self, split: ImageSplit):
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.split[index], self.split.labels[index]
 
 
 def load_split(data_dir: str | Path, split: str) -> ImageSplit:

@@ -16,7 +16,7 @@ import torch
 from . import metrics, runtime, weights
 from .data import load_split
 from .io import write_json
-from .train import load_model
+from .train import is_classifier, load_model
 
 LPIPS_MIN_SIDE = 32  # AlexNet's pooling stack needs at least this many pixels
 
@@ -72,6 +72,8 @@ def evaluate_tokenizer(ckpt: str | Path, data_dir: str | Path, out: str | Path, 
     dev = runtime.configure(threads, 0, device)
     model, settings = load_model(ckpt, dev)
     test = load_split(data_dir, "test")
+    if is_classifier(settings):
+        return evaluate_classifier(model, settings, test, out, eval_cfg, dev, began)
     k = settings["codebook_size"]
     counts = torch.zeros(k, dtype=torch.long)
     mse, psnr, ssim, lpips_mean = (metrics.RunningMean() for _ in range(4))
@@ -120,6 +122,30 @@ def evaluate_tokenizer(ckpt: str | Path, data_dir: str | Path, out: str | Path, 
         "missing": missing,
         "test_images": len(test),
         "ssim_window": metrics.ssim_window_size(*test.shape[1:]),
+        "codes_used": int((counts > 0).sum()),
+        "provenance": runtime.provenance(settings, dev, time.time() - began),
+    }
+    write_json(out, result)
+    return result
+
+
+def evaluate_classifier(model, settings: dict, test, out: str | Path, eval_cfg: dict, dev: torch.device,
+                        began: float) -> dict:
+    """Test accuracy of a classifier with a VQ bottleneck, and the usage of its codebook on the test split."""
+    k = settings["codebook_size"]
+    counts = torch.zeros(k, dtype=torch.long)
+    correct = 0
+    for start in range(0, len(test), eval_cfg["batch_size"]):
+        idx = torch.arange(start, min(start + eval_cfg["batch_size"], len(test)))
+        logits, quantized = model(test.batch(idx).to(dev) * 2.0 - 1.0)
+        correct += int((logits.argmax(1).cpu() == test.labels[idx]).sum())
+        counts += torch.bincount(quantized.indices.flatten().cpu(), minlength=k)
+    values = {"accuracy": correct / len(test), "usage": metrics.codebook_usage(counts),
+              "perplexity": metrics.perplexity(counts)}
+    result = {
+        "metrics": values,
+        "missing": {},
+        "test_images": len(test),
         "codes_used": int((counts > 0).sum()),
         "provenance": runtime.provenance(settings, dev, time.time() - began),
     }

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from .io import load_tensors, write_json, write_text
+from .plotting import pyplot, save_figure
 from .train import FAILURE_RECORD
 
 Metric = tuple[str, str, float, int]  # (key, column title, display scale, decimals)
@@ -52,8 +53,12 @@ GENERATION_TABLE = TableSpec(
         ("gfid", "gFID", 1.0, 2),
     ],
 )
+ACCURACY = ("accuracy", "Accuracy (%)", 100.0, 1)
+METRICS: dict[str, Metric] = {m[0]: m for m in TOKENIZER_TABLE.metrics + [ACCURACY]}
+CLASSIFIER_TABLE = TableSpec(keys=TOKENIZER_TABLE.keys, metrics=[ACCURACY, METRICS["usage"], METRICS["perplexity"]])
+AXIS_TITLES = {"codebook_size": ("K", "$K$"), "code_dim": ("D", "$D$"), "batch_size": ("Batch", "Batch")}
 SEEDS_NOTE = "Mean ± sample standard deviation over seeds"
-KEY_PREFIX = {"codebook_size": "K", "code_dim": "D"}  # in the DVC metrics' configuration names
+KEY_PREFIX = {"codebook_size": "K", "code_dim": "D", "batch_size": "B"}  # in the DVC metrics' configuration names
 
 
 # --------------------------------------------------------------------------- tables
@@ -137,34 +142,17 @@ def write_tables(study: str, summary: pd.DataFrame, spec: TableSpec, title: str,
 # --------------------------------------------------------------------------- figures
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save_figure(fig, stem: Path) -> None:
-    """PNG and PDF, atomically; the PDF carries no creation date so that reruns are byte-identical."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    for suffix, extra in ((".png", {"dpi": 150}), (".pdf", {"metadata": {"CreationDate": None}})):
-        path = stem.with_suffix(suffix)
-        tmp = path.with_name(f".{path.name}.tmp{suffix}")
-        fig.savefig(tmp, **extra)
-        tmp.replace(path)
-    _pyplot().close(fig)
-
-
-def plot_against_codebook_size(summary: pd.DataFrame, title: str, stem: Path) -> None:
-    plt = _pyplot()
+def plot_against_codebook_size(summary: pd.DataFrame, title: str, stem: Path, classification: bool = False) -> None:
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    panels = [("usage", "Codebook usage (%)", 100.0), ("mse", "Reconstruction MSE", 1.0)]
+    panels = [("usage", "Codebook usage (%)", 100.0),
+              ("accuracy", "Test accuracy (%)", 100.0) if classification else ("mse", "Reconstruction MSE", 1.0)]
     several_dims = summary["code_dim"].nunique() > 1
-    for (quantizer, dim), part in summary.groupby(["quantizer", "code_dim"], sort=False):
+    batches = "batch_size" in summary
+    for ident, part in summary.groupby(["quantizer", "code_dim"] + (["batch_size"] if batches else []), sort=False):
         part = part.sort_values("codebook_size")
-        label = f"{quantizer} (D={dim})" if several_dims else quantizer
+        label = f"{ident[0]} (D={ident[1]})" if several_dims else ident[0]
+        label += f" B={ident[2]}" if batches else ""
         for ax, (metric, _, scale) in zip(axes, panels):
             std = part[f"{metric}_std"].fillna(0.0) * scale
             ax.errorbar(part["codebook_size"], part[f"{metric}_mean"] * scale, yerr=std, marker="o", capsize=3, label=label)
@@ -180,12 +168,12 @@ def plot_against_codebook_size(summary: pd.DataFrame, title: str, stem: Path) ->
     axes[0].legend()
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    _save_figure(fig, stem)
+    save_figure(fig, stem)
 
 
 def plot_quality_over_training(curves: pd.DataFrame, title: str, stem: Path) -> None:
     """Generation quality over prior training (the shape of "Straightening Out the STE", Fig. 4)."""
-    plt = _pyplot()
+    plt = pyplot()
     group = [field for field, *_ in GENERATION_TABLE.keys]
     curve = curves.groupby(group + ["step"], sort=False)[["fd_classifier", "bits_per_token"]].mean().reset_index()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
@@ -199,14 +187,14 @@ def plot_quality_over_training(curves: pd.DataFrame, title: str, stem: Path) -> 
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{title}: quality over prior training", fontsize=10)
     fig.tight_layout()
-    _save_figure(fig, stem)
+    save_figure(fig, stem)
 
 
 def plot_sample_rows(rows: list[tuple[str, Path]], title: str, stem: Path, per_row: int = 16) -> None:
     """One row of decoded samples (final prior weights) per (label, samples.pt)."""
     import torch
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(len(rows), 1, figsize=(per_row * 0.6, 0.75 * len(rows) + 0.4), squeeze=False)
     for ax, (label, path) in zip(axes[:, 0], rows):
         content = load_tensors(path)
@@ -220,7 +208,7 @@ def plot_sample_rows(rows: list[tuple[str, Path]], title: str, stem: Path, per_r
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
     fig.suptitle(f"{title}: samples", fontsize=9)
     fig.tight_layout()
-    _save_figure(fig, stem)
+    save_figure(fig, stem)
 
 
 # --------------------------------------------------------------------------- studies
@@ -247,20 +235,24 @@ def build_study_report(study: str, title: str, metric_files: list[str], keys: li
         if reason is None and not allow_missing:
             raise FileNotFoundError(f"{path} is missing and no {FAILURE_RECORD} explains why; run its training job first")
         failures.append((key, reason or "not run (a job it depends on failed)"))
-    group = [field for field, *_ in TOKENIZER_TABLE.keys]
+    classification = any("accuracy" in row for row in rows)
+    spec = CLASSIFIER_TABLE if classification else TOKENIZER_TABLE
+    if any(key.get("batch_size") is not None for key in keys):  # a batch-size axis: one row per batch size too
+        spec = TableSpec(keys=spec.keys + [("batch_size", "Batch", "Batch")], metrics=spec.metrics)
+    group = [field for field, *_ in spec.keys]
     frame = pd.DataFrame(rows, columns=list(keys[0]) if not rows else None)
-    summary = summarise(frame, TOKENIZER_TABLE)
+    summary = summarise(frame, spec)
     lost = [k for k, _ in failures if not any(all(r[f] == k[f] for f in group) for r in rows)]
     if lost:  # configurations with no successful seed still get a row, marked failed
         placeholders = pd.DataFrame([{**{f: k[f] for f in group}, "seeds": 0} for k in lost]).drop_duplicates()
         summary = pd.concat([summary, placeholders], ignore_index=True)
-    summary = summary.reindex(columns=[*summary.columns, *(f"{m}_{stat}" for m, *_ in TOKENIZER_TABLE.metrics
+    summary = summary.reindex(columns=[*summary.columns, *(f"{m}_{stat}" for m, *_ in spec.metrics
                                                            for stat in ("mean", "std") if f"{m}_{stat}" not in summary)])
     notes = [f"{SEEDS_NOTE}, on the test split."]
     notes += [f"Failed: {k['quantizer']} K={k['codebook_size']} D={k['code_dim']} seed {k['seed']}: {reason}"
               for k, reason in failures]
-    write_tables(study, summary, TOKENIZER_TABLE, title, notes, missing, results)
-    plot_against_codebook_size(summary, title, results / "figures" / f"{study}_usage_vs_codebook_size")
+    write_tables(study, summary, spec, title, notes, missing, results)
+    plot_against_codebook_size(summary, title, results / "figures" / f"{study}_usage_vs_codebook_size", classification)
 
 
 def _failure_reason(run_dir: Path) -> str | None:
@@ -295,3 +287,161 @@ def build_generation_report(study: str, title: str, keys: list, classifier: str,
     write_tables(study, summary, GENERATION_TABLE, title, notes, missing, results)
     plot_quality_over_training(pd.DataFrame(curves), title, results / "figures" / f"{study}_quality_over_training")
     plot_sample_rows(list(samples.items()), title, results / "figures" / f"{study}_samples")
+
+
+# --------------------------------------------------------------------------- reproductions (the papers' tables)
+
+
+def row_label(spec: dict, preset: str) -> str:
+    entry = spec["rows"][preset]
+    return entry if isinstance(entry, str) else entry["label"]
+
+
+def reproduction_spec_table(spec: dict) -> TableSpec:
+    keys = [("row", "Method", "Method")] + [(axis, *AXIS_TITLES[axis]) for axis in spec.get("axes", [])]
+    return TableSpec(keys=keys, metrics=[METRICS[m] for m in spec["metrics"]])
+
+
+def pivot_summary(summary: pd.DataFrame, spec: TableSpec, pivot: str) -> tuple[pd.DataFrame, TableSpec]:
+    """The paper's wide layout: one column group per value of ``pivot`` (e.g. rFID and usage for each K)."""
+    keys = [k for k in spec.keys if k[0] != pivot]
+    group = [field for field, *_ in keys]
+    wide, metrics = summary[group].drop_duplicates().reset_index(drop=True), []  # rows in the table's order
+    for value in sorted(summary[pivot].unique()):
+        part = summary[summary[pivot] == value].drop(columns=[pivot])
+        prefix = f"{AXIS_TITLES[pivot][0]}={value}"
+        renamed = {f"{m}_{stat}": f"{m}@{value}_{stat}" for m, *_ in spec.metrics for stat in ("mean", "std")}
+        part = part.rename(columns={**renamed, "seeds": f"seeds@{value}"})
+        wide = wide.merge(part, on=group, how="left", sort=False)
+        metrics += [(f"{m}@{value}", f"{title} {prefix}", scale, decimals) for m, title, scale, decimals in spec.metrics]
+    seed_columns = [c for c in wide.columns if c.startswith("seeds@")]
+    wide["seeds"] = wide[seed_columns].min(axis=1).fillna(0).astype(int)
+    return wide.drop(columns=seed_columns), TableSpec(keys=keys, metrics=metrics)
+
+
+def build_reproduction_report(name: str, spec: dict, metric_files: list[str], keys: list, results_dir: str | Path,
+                              scale: str, setting: str, paper_dir: str | Path) -> None:
+    """One table or figure of a paper, rebuilt from its study's runs, and compared with the published numbers.
+
+    Writes results/tables/<name>.{md,tex,csv}, results/metrics/<name>.json,
+    results/paper_vs_repro/<name>.md and, when the spec asks for one, results/figures/<name>_*.{png,pdf}.
+    """
+    from . import compare
+
+    results = Path(results_dir)
+    spec_table = reproduction_spec_table(spec)
+    rows, missing, failures = [], {}, []
+    for path, key in zip(map(Path, metric_files), keys):
+        ident = {"row": row_label(spec, key.quantizer), "quantizer": key.quantizer, "codebook_size": key.codebook_size,
+                 "code_dim": key.code_dim, "batch_size": key.batch_size, "seed": key.seed, "run": str(path.parent)}
+        if not path.exists():
+            reason = _failure_reason(path.parent)
+            if reason is None:
+                raise FileNotFoundError(f"{path} is missing and no {FAILURE_RECORD} explains why; run its training job first")
+            failures.append((ident, reason))
+            continue
+        result = json.loads(path.read_text())
+        rows.append(_metric_row(ident, result))
+        for metric, reason in result.get("missing", {}).items():
+            missing.setdefault(metric, reason)
+    # Every grid field identifies a row (a field that is not an axis has one value per row: vqrepro.config checks)
+    group = ["row", "quantizer", "codebook_size", "code_dim"] + (["batch_size"] if any(k.batch_size for k in keys) else [])
+    full = TableSpec(keys=[(f, f, f) for f in group], metrics=spec_table.metrics)
+    frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=group)
+    summary = summarise(frame, full) if rows else pd.DataFrame(columns=group + ["seeds"])
+    for ident, _ in failures:
+        if not (summary[group] == pd.Series({f: ident[f] for f in group})).all(axis=1).any():
+            summary = pd.concat([summary, pd.DataFrame([{**{f: ident[f] for f in group}, "seeds": 0}])], ignore_index=True)
+    summary = summary.reindex(columns=[*summary.columns, *(f"{m}_{stat}" for m, *_ in spec_table.metrics
+                                                           for stat in ("mean", "std") if f"{m}_{stat}" not in summary)])
+    order = {preset: i for i, preset in enumerate(spec["rows"])}
+    summary = summary.sort_values(by=["quantizer", *spec.get("axes", [])],
+                                  key=lambda col: col.map(order) if col.name == "quantizer" else col,
+                                  kind="stable").reset_index(drop=True)
+    seeds = sorted({key.seed for key in keys})
+    notes = [f"Reproduces {spec['paper']}, {spec['reproduces']}.",
+             f"Measured at {scale} scale: {setting}.",
+             f"{SEEDS_NOTE} ({len(seeds)} seeds), on the test split. Rows: the paper's names; presets in params.yaml: "
+             + ", ".join(f"{row_label(spec, p)} = {p}" for p in spec["rows"]) + "."]
+    notes += [f"Failed: {i['quantizer']} {i['run']}: {reason}" for i, reason in failures]
+    shown, shown_spec = summary, spec_table
+    if spec.get("pivot"):
+        shown, shown_spec = pivot_summary(summary.drop(columns=["quantizer"]), spec_table, spec["pivot"])
+    title = f"{spec['paper']}: {spec['reproduces']}"
+    relevant_missing = {m: r for m, r in missing.items() if m in spec["metrics"]}
+    write_text(results / "tables" / f"{name}.md", render_markdown(shown, shown_spec, title, notes, relevant_missing))
+    write_text(results / "tables" / f"{name}.tex", render_latex(shown, shown_spec, title, notes, relevant_missing))
+    write_text(results / "tables" / f"{name}.csv", summary.to_csv(index=False, float_format="%.6g"))
+    write_json(results / "metrics" / f"{name}.json", {
+        "configurations": {
+            "_".join([str(row["quantizer"])] + [f"{KEY_PREFIX[a]}{row[a]}" for a in spec.get("axes", [])]): {
+                m: (None if pd.isna(row[f"{m}_mean"]) else round(float(row[f"{m}_mean"]), 6)) for m in spec["metrics"]}
+            for _, row in summary.iterrows()},
+        "not_available": relevant_missing,
+        "scale": scale,
+    })
+    write_text(results / "paper_vs_repro" / f"{name}.md",
+               compare.paper_vs_repro(name, spec, summary, Path(paper_dir), scale, setting, relevant_missing))
+    # Every reproduction has a figure: the paper's own, or bars of its first metric.
+    figure = spec.get("figure") or {"kind": "bars", "y": [spec["metrics"][0]]}
+    plot_reproduction(figure, summary, spec, title, results / "figures" / f"{name}_figure", runs=pd.DataFrame(rows))
+
+
+CURVE_TITLES = {"batch_usage": "Active codes in a batch (share of K)", "codebook": "Quantisation error ||sg(z) - z_q||²",
+                "batch_perplexity": "Batch perplexity", "recon": "Reconstruction loss", "xent": "Cross-entropy"}
+
+
+def plot_reproduction(figure: dict, summary: pd.DataFrame, spec: dict, title: str, stem: Path, runs: pd.DataFrame) -> None:
+    plt = pyplot()
+    ys = figure["y"]
+    fig, axes = plt.subplots(1, len(ys), figsize=(4.6 * len(ys), 3.6), squeeze=False)
+    axes = axes[0]
+    others = [a for a in spec.get("axes", []) if a != figure.get("x")]
+
+    def label(row) -> str:
+        return " ".join([row["row"]] + [f"{AXIS_TITLES[a][0]}={row[a]}" for a in others])
+
+    if figure["kind"] == "bars":
+        labels = [label(row) for _, row in summary.iterrows()]
+        for ax, metric in zip(axes, ys):
+            _, mtitle, scale, _ = METRICS[metric]
+            ax.bar(range(len(summary)), summary[f"{metric}_mean"] * scale,
+                   yerr=summary[f"{metric}_std"].fillna(0.0) * scale, capsize=3, color="tab:blue")
+            ax.set_xticks(range(len(summary)), labels, rotation=30, ha="right", fontsize=8)
+            ax.set_ylabel(mtitle)
+            ax.grid(alpha=0.3, axis="y")
+    elif figure["kind"] == "lines":
+        x = figure["x"]
+        for ax, metric in zip(axes, ys):
+            _, mtitle, scale, _ = METRICS[metric]
+            for _, part in summary.groupby(["row", *others], sort=False):
+                part = part.sort_values(x)
+                ax.errorbar(part[x], part[f"{metric}_mean"] * scale, yerr=part[f"{metric}_std"].fillna(0.0) * scale,
+                            marker="o", capsize=3, label=label(part.iloc[0]))
+            values = sorted(summary[x].unique())
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(values, [str(v) for v in values])
+            ax.minorticks_off()
+            ax.set_xlabel({"codebook_size": "Codebook size K", "code_dim": "Code dimension D",
+                           "batch_size": "Batch size"}[x])
+            ax.set_ylabel(mtitle)
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=7)
+    else:  # training_curves: train_log.csv of every run, mean over seeds
+        logs = []
+        for _, run in runs.iterrows():
+            log = pd.read_csv(Path(run["run"]) / "train_log.csv")
+            log = log[log["step"] <= figure.get("steps", log["step"].max())]
+            logs.append(log.assign(row=label(run)))
+        curves = pd.concat(logs).groupby(["row", "step"], sort=False).mean(numeric_only=True).reset_index()
+        for ax, column in zip(axes, ys):
+            for row, part in curves.groupby("row", sort=False):
+                if column in part and part[column].notna().any():
+                    ax.plot(part["step"], part[column], label=row)
+            ax.set_xlabel("Training step")
+            ax.set_ylabel(CURVE_TITLES.get(column, column))
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, stem)

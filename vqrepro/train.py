@@ -1,7 +1,8 @@
 """Stage 1: train one tokenizer (one grid point) with a resumable, deterministic loop.
 
 Settings come as one dict (the slice of params.yaml this run depends on):
-    dataset, quantizer (preset), model, training, codebook_size, code_dim, seed.
+    dataset, quantizer (preset), model, training, codebook_size, code_dim, seed,
+    and ``task: classification`` for a classifier with a VQ bottleneck (absent: a VQ-VAE).
 The run folder receives ``ckpt.pt`` (final weights, checksummed), ``train_log.csv``
 and, while training, ``resume.pt``: a job killed and started again continues from
 it and, on the CPU with a fixed seed, ends with the same weights as an
@@ -23,7 +24,7 @@ from tqdm import tqdm
 from . import runtime
 from .data import iterate_batches, load_split
 from .io import CorruptFileError, load_tensors, save_tensors, write_text
-from .models import VQVAE, ModelSettings
+from .models import VQVAE, ClassifierSettings, ModelSettings, VQClassifier
 from .quantizers import build_quantizer
 
 
@@ -40,8 +41,14 @@ def record_failure(out_dir: Path, err: Exception, step: int, digest: str) -> Non
         {"error": type(err).__name__, "message": str(err), "step": step, "settings_hash": digest}, indent=1))
 
 
-def build_model(settings: dict, in_channels: int) -> VQVAE:
+def is_classifier(settings: dict) -> bool:
+    return settings.get("task", "reconstruction") == "classification"
+
+
+def build_model(settings: dict, in_channels: int, num_classes: int = 0) -> VQVAE | VQClassifier:
     quantizer = build_quantizer(settings["quantizer"], settings["codebook_size"], settings["code_dim"])
+    if is_classifier(settings):
+        return VQClassifier(in_channels, num_classes, quantizer, ClassifierSettings(**settings["model"]))
     return VQVAE(in_channels, quantizer, ModelSettings(**settings["model"]))
 
 
@@ -49,7 +56,7 @@ def load_model(ckpt_path: str | Path, device: torch.device) -> tuple[VQVAE, dict
     """Load a trained tokenizer from ckpt.pt (checksum verified)."""
     ckpt = load_tensors(ckpt_path)
     settings = json.loads(ckpt["settings"])
-    model = build_model(settings, ckpt["in_channels"])
+    model = build_model(settings, ckpt["in_channels"], ckpt.get("num_classes", 0))
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), settings
 
@@ -109,7 +116,7 @@ def make_optimizers(model: VQVAE, cfg: dict) -> tuple[torch.optim.Optimizer, tor
     return task_optimizer, torch.optim.Adam(inner, **adam)
 
 
-def alternating_codebook_steps(model: VQVAE, images: torch.Tensor, codebook_optimizer: torch.optim.Optimizer) -> None:
+def alternating_codebook_steps(model: VQVAE | VQClassifier, images: torch.Tensor, codebook_optimizer: torch.optim.Optimizer) -> None:
     """Inner steps of alternating optimisation ("Straightening Out the STE", Eq. 17).
 
     The batch is split evenly across the inner steps, as in the paper's Table 10, so
@@ -155,9 +162,16 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
 
     train_split = load_split(data_dir, "train")
     in_channels = train_split.shape[0]
-    model = build_model(settings, in_channels).to(dev)
+    classify = is_classifier(settings)
+    num_classes = 0
+    if classify:
+        if train_split.labels is None:
+            raise ValueError(f"{data_dir} has no labels; a classification study needs a labelled data set")
+        num_classes = int(train_split.labels.max()) + 1
+    model = build_model(settings, in_channels, num_classes).to(dev)
     optimizer, codebook_optimizer = make_optimizers(model, cfg)
-    variance = 4.0 * train_split.pixel_variance() if cfg["divide_by_data_variance"] else 1.0  # [-1, 1] space
+    variance = 4.0 * train_split.pixel_variance() if cfg["divide_by_data_variance"] and not classify else 1.0  # [-1, 1]
+    task_name = "xent" if classify else "recon"
 
     state = resume(resume_path, digest, model, optimizer, codebook_optimizer)
     start = state["step"] if state else 0
@@ -166,31 +180,37 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
     steps = cfg["steps"]
     model.train()
     began = time.time()
-    batches = iterate_batches(train_split, cfg["batch_size"], settings["seed"], start, steps, cfg["workers"])
+    batches = iterate_batches(train_split, cfg["batch_size"], settings["seed"], start, steps, cfg["workers"],
+                              with_labels=classify)
     bar = tqdm(range(start, steps), initial=start, total=steps, desc=str(out_dir), file=sys.stderr,
                mininterval=10.0)
+    outer_steps = model.quantizer.outer_steps
     for step in bar:
-        images = next(batches).to(dev) * 2.0 - 1.0
+        images, labels = next(batches) if classify else (next(batches), None)
+        images = images.to(dev) * 2.0 - 1.0
         model.quantizer.begin_step(step, step * cfg["batch_size"] // len(train_split))
         if codebook_optimizer is not None:
             alternating_codebook_steps(model, images, codebook_optimizer)
-        recon, out = model(images)
-        recon_loss = F.mse_loss(recon, images) / variance
-        loss = recon_loss + sum(out.losses.values())
-        if not torch.isfinite(loss):
-            err = NonFiniteLossError(
-                f"loss is {loss.item()} at step {step} in {out_dir}; no checkpoint written. "
-                f"Lower training.lr or check the quantizer preset {settings['quantizer']}."
-            )
-            record_failure(out_dir, err, step, digest)
-            raise err
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        # Outer (task) steps split the batch evenly, as in the STE paper's Table 10 (one step by default).
+        targets = labels.to(dev).chunk(outer_steps) if classify else images.chunk(outer_steps)
+        for part, target in zip(images.chunk(outer_steps), targets):
+            output, out = model(part)
+            task_loss = F.cross_entropy(output, target) if classify else F.mse_loss(output, target) / variance
+            loss = task_loss + sum(out.losses.values())
+            if not torch.isfinite(loss):
+                err = NonFiniteLossError(
+                    f"loss is {loss.item()} at step {step} in {out_dir}; no checkpoint written. "
+                    f"Lower training.lr or check the quantizer preset {settings['quantizer']}."
+                )
+                record_failure(out_dir, err, step, digest)
+                raise err
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
         model.quantizer.on_step(step)
         done = step + 1
         if done % cfg["log_every"] == 0 or done == steps:
-            row = {"step": done, "loss": loss.item(), "recon": recon_loss.item()}
+            row = {"step": done, "loss": loss.item(), task_name: task_loss.item()}
             row.update({name: value.item() for name, value in sorted(out.losses.items())})
             row.update(out.stats)
             log.add(row)
@@ -200,7 +220,7 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
             save_resume(resume_path, digest, model, optimizer, done, codebook_optimizer)
     log.flush()
     save_tensors(final_path, {
-        "model": model.state_dict(), "in_channels": in_channels, "settings": json.dumps(settings, sort_keys=True),
+        "model": model.state_dict(), "in_channels": in_channels, "num_classes": num_classes, "settings": json.dumps(settings, sort_keys=True),
         "settings_hash": digest, "steps": steps, "train_seconds": time.time() - began,
     })
     discard_resume(resume_path)

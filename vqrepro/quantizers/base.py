@@ -12,7 +12,11 @@ What a method may ask of the training loop (vqrepro/train.py):
 - ``inner_steps > 0`` asks for alternating optimisation: before each task step the
   loop takes that many steps of a separate optimiser over ``codebook_parameters()``
   on ``alternating_loss(z)`` of detached encoder outputs (the task step that
-  follows updates every parameter, as vqtorch's in-place optimiser does).
+  follows updates every parameter, as vqtorch's in-place optimiser does);
+- ``outer_steps > 1`` asks the loop to split each mini-batch evenly into that many
+  sub-batches and take one task step (forward, backward, optimiser step) on each,
+  the "outer" loop of the paper's Table 10 / Appendix A.11, so every setting sees
+  the same number of examples; 1 (the default) is one task step per batch.
 State that must survive a checkpoint lives in buffers or parameters, never in
 plain attributes.
 """
@@ -97,6 +101,11 @@ class Quantizer(nn.Module):
     def inner_steps(self) -> int:
         """Codebook steps per task step (alternating optimisation); 0 trains everything jointly."""
         return 0
+
+    @property
+    def outer_steps(self) -> int:
+        """Task steps per mini-batch, each on an even sub-batch (Table 10's outer loop); 1 = one step."""
+        return 1
 
     def codebook_parameters(self) -> list[nn.Parameter]:
         """Parameters that alternating optimisation updates in its inner steps."""

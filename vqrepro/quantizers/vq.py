@@ -8,12 +8,24 @@ combines them ("VQ-VAE + affine + alternating + replace + l2"):
 - ``init``: uniform(-1/K, 1/K) (VQ-VAE code), normal N(0, 1), kaiming (PyTorch's
   kaiming-uniform for a (K, D) weight), or kmeans (k-means++ and Lloyd steps on the
   first training batch); ``repeat_kmeans`` re-runs it at the start of every epoch
-  (Lancucki et al., 2020; "Rep. KM" of Table 1);
+  (Lancucki et al., 2020; "Rep. KM" of Table 1); with another init it first runs at the
+  start of the second epoch (Table 1's "Kaiming + Rep. KM");
 - ``l2_normalize``: tokens and codes are projected onto the unit sphere before lookup;
 - ``affine``: affine reparameterisation of the codebook (affine.py);
 - ``sync_nu``: synchronised commitment, z_q' = z + sg(z_q - z) + nu*z_q - sg(nu*z_q),
   which changes no forward value and sends nu times the task gradient to the codes;
 - ``inner_steps``: alternating optimisation (train.py takes the inner steps);
+- ``outer_steps``: task steps per mini-batch, each on an even sub-batch (the "outer"
+  loop of Table 10 / Appendix A.11; train.py splits the batch);
+- ``stochastic_temperature``: stochastic code sampling, the "Stochastic" row of Table 1
+  (Sec. 3, Eq. 12, after Takida et al., 2022): in training mode each token's code is
+  drawn from Categorical(softmax(-d(z, c_j) / tau)) over the codebook, d the search
+  distance (squared L2, or 1 - cosine); ``stochastic_decay`` anneals tau geometrically,
+  tau(step) = stochastic_temperature * exp(-stochastic_decay * step), the form of
+  SQ-VAE's official schedule (exp(-1e-5 * step)) and the "geometric decay" the paper's
+  appendix uses for SQ-VAE. Eval mode and tau = 0 keep the nearest code. The sampled
+  code is the one used everywhere (output, commitment and codebook losses, LRU usage);
+  alternating optimisation's inner steps stay on the nearest code (Eq. 17);
 - ``replace_after``: LRU replacement of codes idle for that many steps (replacement.py);
 - ``estimator``: "ste" (straight-through) or "rotation" (the rotation trick of
   Fifty et al., 2024: z is rotated and rescaled onto its code, so the gradient
@@ -32,7 +44,7 @@ from . import affine as affine_module
 from .base import Quantizer, QuantizerOutput, check_choices, straight_through
 from .kmeans import kmeans
 from .replacement import LRUReplacement
-from .search import nearest_code
+from .search import DEFAULT_MAX_ELEMENTS, distance_chunks, nearest_code
 
 INITS = ("uniform", "normal", "kaiming", "kmeans")
 ESTIMATORS = ("ste", "rotation")
@@ -54,9 +66,15 @@ class VQSettings:
     affine_momentum: float = 0.1    # "m" of the EMA variant (paper: 0.01 to 0.1)
     sync_nu: float = 0.0
     inner_steps: int = 0
+    outer_steps: int = 1            # task steps per batch on even sub-batches (Table 10); >= 1
     replace_after: int = 0          # LRU timeout in steps; 0 disables (paper: 20)
     replace_noise: float = 0.01
     estimator: str = "ste"
+    # Stochastic sampling (Table 1 "Stochastic"): tau at step 0; 0 = deterministic nearest code.
+    stochastic_temperature: float = 0.0
+    # Geometric annealing rate: tau(step) = stochastic_temperature * exp(-stochastic_decay * step);
+    # 0 keeps tau fixed. SQ-VAE's official schedule is 1e-5 (the paper states no value).
+    stochastic_decay: float = 0.0
 
 
 class VectorQuantizer(Quantizer):
@@ -70,16 +88,21 @@ class VectorQuantizer(Quantizer):
         check_choices(s, init=INITS, estimator=ESTIMATORS, affine=affine_module.MODES, distance=("l2", "cosine"))
         if s.inner_steps < 0 or s.replace_after < 0 or s.kmeans_iters < 0:
             raise ValueError("quantizer settings inner_steps, replace_after and kmeans_iters must be >= 0")
-        if s.repeat_kmeans and s.init != "kmeans":
-            raise ValueError("quantizer setting repeat_kmeans needs init: kmeans")
+        if s.outer_steps < 1:
+            raise ValueError(f"quantizer setting outer_steps must be >= 1 (1 = one task step per batch), "
+                             f"got {s.outer_steps}")
+        if s.stochastic_temperature < 0 or s.stochastic_decay < 0:
+            raise ValueError(f"quantizer settings stochastic_temperature and stochastic_decay must be >= 0, "
+                             f"got {s.stochastic_temperature}, {s.stochastic_decay}")
         self.codebook = nn.Parameter(self._initial_codebook(codebook_size, code_dim, s.init))
         self.affine = (None if s.affine == "none"
                        else affine_module.AffineReparam(code_dim, s.affine, s.affine_lr_scale, s.affine_momentum))
         self.lru = LRUReplacement(codebook_size, s.replace_after, s.replace_noise) if s.replace_after else None
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None  # LRU replacement due at on_step
-        if s.init == "kmeans":
-            # Epoch at which k-means last ran; -1 = the codebook has not seen data yet.
-            self.register_buffer("kmeans_epoch", torch.tensor(-1))
+        if s.init == "kmeans" or s.repeat_kmeans:
+            # Epoch at which k-means last ran; -1 = the codebook has not seen data yet
+            # (with another init, epoch 0 counts as done: that init stands for the first epoch).
+            self.register_buffer("kmeans_epoch", torch.tensor(-1 if s.init == "kmeans" else 0))
 
     @staticmethod
     def _initial_codebook(k: int, d: int, init: str) -> torch.Tensor:
@@ -95,6 +118,16 @@ class VectorQuantizer(Quantizer):
     @property
     def inner_steps(self) -> int:
         return self.settings.inner_steps
+
+    @property
+    def outer_steps(self) -> int:
+        return self.settings.outer_steps
+
+    def temperature(self, step: int | None = None) -> float:
+        """Sampling temperature tau at ``step`` (default: the current step); 0 = nearest code."""
+        s = self.settings
+        step = self.step if step is None else step
+        return s.stochastic_temperature * math.exp(-s.stochastic_decay * step)
 
     def codebook_parameters(self) -> list[nn.Parameter]:
         return [self.codebook] + (list(self.affine.parameters()) if self.affine is not None else [])
@@ -114,7 +147,11 @@ class VectorQuantizer(Quantizer):
             if self.affine is not None:
                 self.affine.track(z.detach(), self.codebook.detach())
         codes = self.codes()
-        indices, _ = nearest_code(z.detach(), codes.detach(), s.distance)
+        tau = self.temperature() if self.training else 0.0
+        if tau > 0:
+            indices = sample_code(z.detach(), codes.detach(), tau, s.distance)
+        else:
+            indices, _ = nearest_code(z.detach(), codes.detach(), s.distance)
         # F.embedding's backward sorts indices instead of racing atomic adds: ~4x faster on GPU.
         z_q = F.embedding(indices, codes)
         losses = {
@@ -126,7 +163,8 @@ class VectorQuantizer(Quantizer):
             out = out + s.sync_nu * z_q - (s.sync_nu * z_q).detach()
         if self.training and self.lru is not None:
             self._schedule_replacement(z.detach(), indices)
-        return QuantizerOutput(out, indices, losses)
+        stats = {"temperature": tau} if s.stochastic_temperature > 0 and self.training else {}
+        return QuantizerOutput(out, indices, losses, stats)
 
     def on_step(self, step: int) -> None:
         # Replacing codes inside forward would change tensors autograd saved for this step's
@@ -144,7 +182,7 @@ class VectorQuantizer(Quantizer):
 
     @torch.no_grad()
     def _initialise_from_data(self, z: torch.Tensor) -> None:
-        if self.settings.init != "kmeans":
+        if not hasattr(self, "kmeans_epoch"):
             return
         first = int(self.kmeans_epoch) < 0
         if first or (self.settings.repeat_kmeans and self.epoch > int(self.kmeans_epoch)):
@@ -180,3 +218,30 @@ def rotate_onto(z: torch.Tensor, z_q: torch.Tensor) -> torch.Tensor:
         scale = q_norm / z_norm
     rotated = z - 2.0 * r * (r * z).sum(1, keepdim=True) + 2.0 * q * (u * z).sum(1, keepdim=True)
     return scale * rotated
+
+
+@torch.no_grad()
+def sample_code(
+    z: torch.Tensor,
+    codebook: torch.Tensor,
+    temperature: float,
+    metric: str = "l2",
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
+) -> torch.Tensor:
+    """Draw one code per row of ``z`` from Categorical(softmax(-d(z, c) / temperature)).
+
+    Gumbel-max in its exponential-race form: argmin_j d_j + tau * log(E_j), E_j ~ Exp(1),
+    is distributed as that softmax (argmax_j -d_j/tau + G_j with G_j = -log E_j Gumbel),
+    and never divides by tau, so a tiny tau cannot overflow. As in ``nearest_code``,
+    tokens go in chunks so that at most ``max_elements`` distances exist at once, and
+    ||z||^2 (constant per row, irrelevant to the softmax) is left out. The noise comes
+    from torch's global generator, so ``torch.manual_seed`` makes draws reproducible.
+    """
+    if temperature <= 0:
+        return nearest_code(z, codebook, metric, max_elements)[0]
+    indices = torch.empty(z.shape[0], dtype=torch.long, device=z.device)
+    tiny = torch.finfo(z.dtype).tiny
+    for start, part, dist in distance_chunks(z, codebook, metric, max_elements):
+        noise = torch.empty_like(dist).exponential_().clamp_min_(tiny).log_()
+        indices[start : start + len(part)] = dist.add_(noise, alpha=temperature).argmin(dim=1)
+    return indices

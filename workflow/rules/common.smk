@@ -3,11 +3,14 @@ import json
 from pathlib import Path
 import re
 import sys
+from types import SimpleNamespace
 
 from vqrepro import config as vqconfig
 
+config.setdefault("scale", "mini")
 try:
     vqconfig.check(config, "params.yaml (with any --configfile overrides)")
+    vqconfig.check_data_available(config, config["run_studies"], "params.yaml (with any --configfile overrides)")
 except vqconfig.ConfigError as err:
     sys.exit(f"vqrepro: invalid configuration: {err}")
 
@@ -21,26 +24,22 @@ def one_of(names):
 wildcard_constraints:
     study=one_of(config["studies"]),
     generation_study=one_of(config["generation_studies"]),
+    reproduction=one_of(config.get("reproductions", {})),
+    toy=one_of(config.get("toys", {})),
     prior=r"[A-Za-z0-9_]+",
     prior_seed=r"\d+",
     classifier=r"[A-Za-z0-9_]+",
     split="train|test",
     dataset=r"[A-Za-z0-9_]+",
     quantizer=r"[A-Za-z0-9_]+",
-    codebook_size=r"\d+",
-    code_dim=r"\d+",
+    point=vqconfig.POINT_PATTERN,
     seed=r"\d+",
 
 
 def run_key(wildcards):
-    return vqconfig.RunKey(
-        wildcards.study,
-        wildcards.dataset,
-        wildcards.quantizer,
-        int(wildcards.codebook_size),
-        int(wildcards.code_dim),
-        int(wildcards.seed),
-    )
+    codebook_size, code_dim, batch_size = vqconfig.RunKey.parse_point(wildcards.point)
+    return vqconfig.RunKey(wildcards.study, wildcards.dataset, wildcards.quantizer, codebook_size, code_dim,
+                           int(wildcards.seed), batch_size)
 
 
 def as_json(settings):
@@ -134,3 +133,47 @@ def generation_report_inputs(wildcards):
 
 def generation_reports(studies):
     return [f"results/tables/{study}.md" for study in studies]
+
+
+# --------------------------------------------------------------------------- the papers' tables and claims
+
+reproductions_to_run = vqconfig.reproductions_to_run(config)
+
+
+def reproduction_inputs(wildcards):
+    return [f"runs/{key.path}/metrics.json" for key in vqconfig.reproduction_grid(config, wildcards.reproduction)]
+
+
+def reproduction_paper(wildcards):
+    return config["reproductions"][wildcards.reproduction]["paper"]
+
+
+def describe_setting(study: dict) -> str:
+    """One line saying what a study's numbers were measured on."""
+    training = config["training"][study["training"]]
+    batch = f"batch sizes {study['batch_sizes']}" if "batch_sizes" in study else f"batch {training['batch_size']}"
+    return (f"data set {study['dataset']}, model {study['model']}, {training['steps']} Adam steps at {batch}, "
+            f"lr {training['lr']}, codebook sizes {study['codebook_sizes']}, code dimensions {study['code_dims']}")
+
+
+def reproduction_json(wildcards):
+    spec = config["reproductions"][wildcards.reproduction]
+    study = config["studies"][spec["study"]]
+    # JSON sorts keys: the paper's row order travels separately
+    return as_json({"reproduction": spec, "row_order": list(spec["rows"]), "study": study, "scale": config["scale"],
+                    "setting": describe_setting(study)})
+
+
+def claims_json(wildcards):
+    return as_json({"claims": config.get("claims", []), "reproductions": sorted(config.get("reproductions", {})),
+                    "built": reproductions_to_run, "scale": config["scale"]})
+
+
+def toy_json(wildcards):
+    return as_json(config["toys"][wildcards.toy])
+
+
+def paper_outputs():
+    files = [f"results/tables/{name}.md" for name in reproductions_to_run]
+    files += [f"results/metrics/toy_{toy}.json" for toy in config.get("toys", {})]
+    return files + (["results/claims.md"] if config.get("claims") else [])

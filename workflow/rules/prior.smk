@@ -3,13 +3,13 @@
 
 rule encode_tokens:
     input:
-        ckpt="runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/ckpt.pt",
+        ckpt="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/ckpt.pt",
         split="data/{dataset}/{split}.pt",
     output:
-        tokens="runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/tokens_{split}.pt",
-        checksum="runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/tokens_{split}.pt.sha256",
+        tokens="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/tokens_{split}.pt",
+        checksum="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/tokens_{split}.pt.sha256",
     log:
-        "logs/runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/tokens_{split}.log",
+        "logs/runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/tokens_{split}.log",
     conda:
         "../envs/vqrepro.yaml"
     threads: config["compute"]["threads_per_job"]
@@ -22,15 +22,15 @@ rule encode_tokens:
 
 rule train_prior:
     input:
-        "runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/tokens_train.pt",
+        "runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/tokens_train.pt",
     output:
-        prior="runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/prior_{prior}_seed{prior_seed}/prior.pt",
-        checksum="runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/prior_{prior}_seed{prior_seed}/prior.pt.sha256",
-        log_csv="runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/prior_{prior}_seed{prior_seed}/prior_log.csv",
+        prior="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/prior.pt",
+        checksum="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/prior.pt.sha256",
+        log_csv="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/prior_log.csv",
     params:
         settings=prior_json,
     log:
-        "logs/runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/prior_{prior}_seed{prior_seed}/train.log",
+        "logs/runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/train.log",
     conda:
         "../envs/vqrepro.yaml"
     threads: config["compute"]["threads_per_job"]
@@ -43,15 +43,15 @@ rule train_prior:
 
 rule sample_prior:
     input:
-        prior="runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/prior_{prior}_seed{prior_seed}/prior.pt",
-        ckpt="runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/ckpt.pt",
+        prior="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/prior.pt",
+        ckpt="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/ckpt.pt",
     output:
-        samples="runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/prior_{prior}_seed{prior_seed}/samples.pt",
-        checksum="runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/prior_{prior}_seed{prior_seed}/samples.pt.sha256",
+        samples="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/samples.pt",
+        checksum="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/samples.pt.sha256",
     params:
         settings=sampling_json,
     log:
-        "logs/runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/prior_{prior}_seed{prior_seed}/sample.log",
+        "logs/runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/sample.log",
     conda:
         "../envs/vqrepro.yaml"
     threads: config["compute"]["threads_per_job"]
@@ -64,17 +64,17 @@ rule sample_prior:
 
 rule eval_generation:
     input:
-        samples="runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/prior_{prior}_seed{prior_seed}/samples.pt",
-        prior="runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/prior_{prior}_seed{prior_seed}/prior.pt",
-        tokens="runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/tokens_test.pt",
+        samples="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/samples.pt",
+        prior="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/prior.pt",
+        tokens="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/tokens_test.pt",
         test="data/{dataset}/test.pt",
         classifier="runs/classifiers/{dataset}/{classifier}/classifier.pt",
     output:
-        "runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/prior_{prior}_seed{prior_seed}/generation_{classifier}.json",
+        "runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/generation_{classifier}.json",
     params:
         settings=sampling_json,
     log:
-        "logs/runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/prior_{prior}_seed{prior_seed}/eval_{classifier}.log",
+        "logs/runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/eval_{classifier}.log",
     conda:
         "../envs/vqrepro.yaml"
     threads: config["compute"]["threads_per_job"]

@@ -57,3 +57,10 @@ onerror:
             settings=as_json(config["studies"][study]),
         )
         print(f"vqrepro: results/tables/{study}.md marks the failed grid points (logs/report/{study}.partial.log)")
+        for name in (r for r in reproductions_to_run if config["reproductions"][r]["study"] == study):
+            shell(
+                "python -m vqrepro reproduce --name {name} --settings {settings:q} --runs runs --results results"
+                " > logs/report/{name}.partial.log 2>&1",
+                settings=reproduction_json(SimpleNamespace(reproduction=name)),
+            )
+            print(f"vqrepro: results/tables/{name}.md (a paper table from {study}) marks them too")

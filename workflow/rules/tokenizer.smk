@@ -6,13 +6,13 @@ rule train_tokenizer:
     input:
         "data/{dataset}/train.pt",
     output:
-        ckpt="runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/ckpt.pt",
-        checksum="runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/ckpt.pt.sha256",
-        log_csv="runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/train_log.csv",
+        ckpt="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/ckpt.pt",
+        checksum="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/ckpt.pt.sha256",
+        log_csv="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/train_log.csv",
     params:
         settings=train_json,
     log:
-        "logs/runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/train.log",
+        "logs/runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/train.log",
     conda:
         "../envs/vqrepro.yaml"
     threads: config["compute"]["threads_per_job"]
@@ -25,14 +25,14 @@ rule train_tokenizer:
 
 rule eval_tokenizer:
     input:
-        ckpt="runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/ckpt.pt",
+        ckpt="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/ckpt.pt",
         test="data/{dataset}/test.pt",
     output:
-        "runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/metrics.json",
+        "runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/metrics.json",
     params:
         settings=eval_json,
     log:
-        "logs/runs/{study}/{dataset}/{quantizer}/K{codebook_size}_D{code_dim}/seed{seed}/eval.log",
+        "logs/runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/eval.log",
     conda:
         "../envs/vqrepro.yaml"
     threads: config["compute"]["threads_per_job"]

@@ -1,0 +1,462 @@
+"""Paper vs. reproduction tables and the claims check, on hand-made summaries and the real paper_numbers CSVs."""
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from vqrepro.claims import build_claims_markdown, check_claims, evaluate_claim
+from vqrepro.compare import check_paper_numbers, paper_vs_repro
+
+NAN = math.nan
+
+
+def _paper_dir() -> Path:
+    beside = Path(__file__).resolve().parents[2] / "shared" / "paper_numbers"
+    return beside if beside.is_dir() else Path("/work/shared/paper_numbers")
+
+
+PAPER = _paper_dir()
+pytestmark = pytest.mark.skipif(not (PAPER / "ste_generative_reconstruction.csv").is_file(),
+                                reason=f"paper numbers not found at {PAPER}")
+
+
+def row(label, quantizer, seeds=3, codebook_size=512, code_dim=64, **metrics):
+    """One summary row; metrics as name=(mean, std)."""
+    out = {"row": label, "quantizer": quantizer, "codebook_size": codebook_size, "code_dim": code_dim, "seeds": seeds}
+    for name, (mean, std) in metrics.items():
+        out[f"{name}_mean"], out[f"{name}_std"] = mean, std
+    return out
+
+
+def table_row(markdown: str, label: str) -> list[str]:
+    for line in markdown.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] == label:
+            return cells
+    raise AssertionError(f"no table row {label!r} in\n{markdown}")
+
+
+STE_TABLE3 = {
+    "paper": "Straightening Out the STE",
+    "reproduces": "Table 3 (CIFAR10): reconstruction with each add-on",
+    "rows": {"vq": "VQVAE", "vq_l2": "VQVAE + l2", "vq_replace": "VQVAE + replace"},
+    "axes": [],
+    "metrics": ["mse", "perplexity", "lpips"],
+    "paper_numbers": {
+        "file": "ste_generative_reconstruction.csv",
+        "where": {"dataset": "CIFAR10"},
+        "row_column": "method",
+        "axes": {},
+        "aliases": {},
+        "metrics": {"mse": ["mse_1e-3", 1.0e-3], "perplexity": ["perplexity", 1.0], "lpips": ["lpips_1e-1", 0.1]},
+    },
+}
+
+STE_TABLE2 = {
+    "paper": "Straightening Out the STE",
+    "reproduces": "Table 2 (AlexNet): classification with each add-on",
+    "rows": {
+        "vq": {"label": "baseline", "paper": {"affine": 0, "sync": 0, "alt": 0, "replace": 0}},
+        "vq_affine": {"label": "+ affine", "paper": {"affine": 1, "sync": 0, "alt": 0, "replace": 0}},
+    },
+    "axes": [],
+    "metrics": ["accuracy", "perplexity"],
+    "paper_numbers": {
+        "file": "ste_classification.csv",
+        "where": {"model": "AlexNet"},
+        "metrics": {"accuracy": ["accuracy", 0.01], "perplexity": ["perplexity", 1.0]},
+    },
+}
+
+STE_TABLE1 = {
+    "paper": "Straightening Out the STE",
+    "reproduces": "Table 1: collapse prevention",
+    "rows": {
+        "vq_kaiming": {"label": "kaiming, none", "paper": {"init": "kaiming", "method": "None"}},
+        "vq_repkm": {"label": "kaiming, Rep. KM", "paper": {"init": "kaiming", "method": "Rep. KM"}},
+    },
+    "axes": [],
+    "metrics": ["usage", "accuracy"],
+    "paper_numbers": {
+        "file": "ste_collapse_prevention.csv",
+        "metrics": {"usage": ["active_pct", 0.01], "accuracy": ["accuracy", 0.01]},
+    },
+}
+
+NSVQ_TABLE2 = {
+    "paper": "NS-VQ",
+    "reproduces": "Table 2: codebook size at code dimension 3",
+    "rows": {"vq_fc": "VQGAN-FC", "nsvq": "NS-VQ"},
+    "axes": ["codebook_size"],
+    "metrics": ["rfid", "usage"],
+    "paper_numbers": {
+        "file": "nsvq_size_dim_grid.csv",
+        "where": {"table": "table2"},
+        "row_column": "method",
+        "axes": {"codebook_size": "codebook_size"},
+        "aliases": {"codebook_size": {8912: 8192}},
+        "metrics": {"rfid": ["rfid", 1.0], "usage": ["usage", 1.0]},
+    },
+}
+
+
+# --------------------------------------------------------------------------- check_paper_numbers
+
+
+@pytest.mark.parametrize("spec", [STE_TABLE3, STE_TABLE2, STE_TABLE1, NSVQ_TABLE2])
+def test_real_specs_pass_the_check(spec):
+    check_paper_numbers("r", spec, PAPER)
+
+
+def test_no_paper_numbers_is_fine():
+    spec = {k: v for k, v in STE_TABLE3.items() if k != "paper_numbers"}
+    check_paper_numbers("r", spec, PAPER)
+
+
+def _broken(spec, path, value):
+    spec = copy.deepcopy(spec)
+    node = spec
+    for key in path[:-1]:
+        node = node[key]
+    if value is KeyError:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return spec
+
+
+@pytest.mark.parametrize(("path", "value", "message"), [
+    (("paper_numbers", "file"), "nope.csv", r"reproductions\.r\.paper_numbers\.file: 'nope.csv' not found: looked for .*nope\.csv"),
+    (("paper_numbers", "where"), {"datasett": "CIFAR10"}, r"reproductions\.r\.paper_numbers\.where\.datasett: 'datasett' is not a column"),
+    (("paper_numbers", "where"), {"dataset": "MNIST"}, r"reproductions\.r\.paper_numbers\.where: .* matches no row"),
+    (("paper_numbers", "row_column"), "methods", r"reproductions\.r\.paper_numbers\.row_column: 'methods' is not a column"),
+    (("paper_numbers", "row_column"), KeyError, r"reproductions\.r\.paper_numbers\.row_column: missing"),
+    (("paper_numbers", "axes"), {"codebook_size": "codebook_size"}, r"paper_numbers\.axes\.codebook_size: 'codebook_size' is not in reproductions\.r\.axes"),
+    (("paper_numbers", "metrics", "mse"), ["mse", 1e-3], r"reproductions\.r\.paper_numbers\.metrics\.mse: 'mse' is not a column"),
+    (("paper_numbers", "metrics", "mse"), ["mse_1e-3", 0], r"paper_numbers\.metrics\.mse: the factor must be a nonzero number"),
+    (("paper_numbers", "metrics", "usage"), ["perplexity", 1.0], r"paper_numbers\.metrics\.usage: 'usage' is not in reproductions\.r\.metrics"),
+    (("paper_numbers", "tabel"), "x", r"reproductions\.r\.paper_numbers\.tabel: unknown key"),
+    (("rows", "vq"), "VQ-VAE", r"reproductions\.r\.paper_numbers\.file: the paper row of reproductions\.r\.rows\.vq, \{method: 'VQ-VAE'\}"),
+])
+def test_check_paper_numbers_errors(path, value, message):
+    with pytest.raises(ValueError, match=message):
+        check_paper_numbers("r", _broken(STE_TABLE3, path, value), PAPER)
+
+
+def test_check_names_a_mapping_row_not_in_the_csv():
+    spec = _broken(STE_TABLE2, ("rows", "vq", "paper", "affine"), 2)
+    with pytest.raises(ValueError, match=r"rows\.vq, \{affine: 2, sync: 0, alt: 0, replace: 0\}.* is not in ste_classification"):
+        check_paper_numbers("r", spec, PAPER)
+
+
+def test_check_rejects_rows_the_csv_cannot_tell_apart():
+    # both tables 2 and 3 of NS-VQ hold every (method, codebook_size): without the table filter they are ambiguous
+    spec = _broken(NSVQ_TABLE2, ("paper_numbers", "where"), {})
+    with pytest.raises(ValueError, match=r"paper_numbers\.axes: .*rows\.vq_fc.*matches several rows.*table2.*table3"):
+        check_paper_numbers("r", spec, PAPER)
+    # and a mapping row without the model filter matches AlexNet, ResNet18 and ViT-T
+    spec = _broken(STE_TABLE2, ("paper_numbers", "where"), {})
+    with pytest.raises(ValueError, match=r"paper_numbers\.where: .*rows\.vq.*matches several rows.*AlexNet.*ResNet18.*ViT-T"):
+        check_paper_numbers("r", spec, PAPER)
+
+
+# --------------------------------------------------------------------------- paper_vs_repro
+
+
+def test_string_rows_unit_conversion_na_and_failed():
+    summary = pd.DataFrame([
+        row("VQVAE + l2", "vq_l2", seeds=0, mse=(NAN, NAN), perplexity=(NAN, NAN), lpips=(NAN, NAN)),
+        row("VQVAE", "vq", mse=(0.00565, 0.0002), perplexity=(20.0, 1.5), lpips=(NAN, NAN)),
+        row("VQVAE + replace", "vq_replace", seeds=1, mse=(0.005, NAN), perplexity=(100.0, NAN), lpips=(0.5, NAN)),
+    ])
+    md = paper_vs_repro("ste_table3_cifar10", STE_TABLE3, summary, PAPER, "mini",
+                        "CIFAR10 at 32x32, a small conv VQ-VAE, 2k steps",
+                        {"lpips": "the LPIPS weights cannot be downloaded offline"})
+    assert md.startswith("# Straightening Out the STE: Table 3 (CIFAR10): reconstruction with each add-on\n")
+    assert "Ours: measured at mini scale (CIFAR10 at 32x32, a small conv VQ-VAE, 2k steps). Paper: dataset = CIFAR10" in md
+    assert "the difference column shows the gap rather than hiding it" in md
+    # rows in the spec's order, whatever the summary's
+    labels = [line.split("|")[1].strip() for line in md.splitlines() if line.startswith("| VQVAE")]
+    assert labels == ["VQVAE", "VQVAE + l2", "VQVAE + replace"]
+    # row, seeds, then (paper, ours, difference) per metric; ours in the paper's units
+    assert table_row(md, "VQVAE") == ["VQVAE", "3", "5.65", "5.65 ± 0.20", "0.00", "14.0", "20.0 ± 1.5", "+6.0",
+                                      "5.43", "n/a [lpips]", "—"]
+    assert table_row(md, "VQVAE + l2") == ["VQVAE + l2", "0", "3.21", "failed", "—", "57.0", "failed", "—",
+                                           "3.64", "failed", "—"]
+    # lpips 0.5 raw = 5.0 in the paper's 1e-1 units, paper 4.30: +0.70; one seed: no ±
+    assert table_row(md, "VQVAE + replace") == ["VQVAE + replace", "1", "4.07", "5.00", "+0.93", "109.8", "100.0",
+                                                "-9.8", "4.30", "5.00", "+0.70"]
+    assert "n/a [lpips]: the LPIPS weights cannot be downloaded offline." in md
+    assert "mse as `mse_1e-3` (ours / 0.001)" in md
+    # deterministic
+    assert md == paper_vs_repro("ste_table3_cifar10", STE_TABLE3, summary, PAPER, "mini",
+                                "CIFAR10 at 32x32, a small conv VQ-VAE, 2k steps",
+                                {"lpips": "the LPIPS weights cannot be downloaded offline"})
+
+
+def test_mapping_rows_match_numbers_given_as_ints():
+    summary = pd.DataFrame([row("+ affine", "vq_affine", accuracy=(0.5, 0.01), perplexity=(600.0, 10.0)),
+                            row("baseline", "vq", accuracy=(0.472, 0.01), perplexity=(11.2, 0.5))])
+    md = paper_vs_repro("t2", STE_TABLE2, summary, PAPER, "mini", "CIFAR10 classifier", {})
+    assert "Paper: model = AlexNet" in md
+    assert table_row(md, "baseline") == ["baseline", "3", "47.2", "47.2 ± 1.0", "0.0", "11.2", "11.2 ± 0.5", "0.0"]
+    assert table_row(md, "+ affine") == ["+ affine", "3", "55.7", "50.0 ± 1.0", "-5.7", "648.1", "600.0 ± 10.0",
+                                         "-48.1"]
+
+
+def test_method_none_is_a_label_and_percent_units():
+    summary = pd.DataFrame([row("kaiming, none", "vq_kaiming", usage=(0.07, 0.01), accuracy=(0.6, 0.02)),
+                            row("kaiming, Rep. KM", "vq_repkm", usage=(0.99, 0.0), accuracy=(NAN, NAN))])
+    md = paper_vs_repro("t1", STE_TABLE1, summary, PAPER, "mini", "x", {"accuracy": "no classifier at mini scale"})
+    assert table_row(md, "kaiming, none") == ["kaiming, none", "3", "6.8", "7.0 ± 1.0", "+0.2", "59.3",
+                                              "60.0 ± 2.0", "+0.7"]
+    assert table_row(md, "kaiming, Rep. KM")[2:5] == ["99.0", "99.0 ± 0.0", "0.0"]
+    assert "n/a [accuracy]: no classifier at mini scale." in md
+
+
+def test_codebook_size_alias_and_axis_value_the_paper_lacks():
+    summary = pd.DataFrame([row("NS-VQ", "nsvq", codebook_size=k, code_dim=3, rfid=(20.0, 1.0), usage=(0.5, 0.1))
+                            for k in (8192, 2048, 64)])
+    md = paper_vs_repro("t", NSVQ_TABLE2, summary, PAPER, "mini", "x", {})
+    lines = [line for line in md.splitlines() if line.startswith("| NS-VQ")]
+    assert [line.split("|")[2].strip() for line in lines] == ["64", "2048", "8192"]  # sorted along the axis
+    assert table_row(md, "Row") == ["Row", "K", "Seeds", "rfid [rfid]: Paper", "rfid: Ours", "rfid: Difference",
+                                    "usage [usage]: Paper", "usage: Ours", "usage: Difference"]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    assert cells[2] == ["NS-VQ", "8192", "3", "16.89", "20.00 ± 1.00", "+3.11", "1.00", "0.50 ± 0.10", "-0.50"]
+    assert cells[1][3] == "—" and cells[1][5] == "—"  # the paper has no K=2048
+    assert "codebook_size 8912 read as 8192" in md
+
+
+def test_ambiguous_row_in_the_table_names_the_csv_rows():
+    spec = _broken(NSVQ_TABLE2, ("paper_numbers", "axes"), {})
+    spec["axes"] = []
+    spec["paper_numbers"].pop("aliases")
+    with pytest.raises(ValueError, match=r"matches several rows.*CSV line"):
+        check_paper_numbers("t", spec, PAPER)
+
+
+def test_no_paper_numbers_lists_ours_in_our_units():
+    spec = {k: v for k, v in STE_TABLE3.items() if k != "paper_numbers"}
+    summary = pd.DataFrame([row("VQVAE", "vq", mse=(0.00565, NAN), perplexity=(20.0, NAN), lpips=(0.3, NAN))])
+    md = paper_vs_repro("t", spec, summary, PAPER, "mini", "x", {})
+    assert "The paper reports no numbers for this table in ../paper_numbers" in md
+    assert table_row(md, "VQVAE") == ["VQVAE", "3", "5.65", "20.0", "0.300"]
+
+
+# --------------------------------------------------------------------------- claims
+
+
+REPRODUCTIONS = {
+    "cvq_fig1_usage": {"rows": {"vq": "VQ-VAE", "cvq": "CVQ-VAE"}, "axes": [], "metrics": ["usage", "mse"]},
+    "nsvq_fig4_batch_size": {"rows": {"vq": "VQ", "nsvq": "NS-VQ"}, "axes": ["batch_size"], "metrics": ["usage"]},
+    "ste_table3_cifar10": STE_TABLE3,
+    "nsvq_imagenet": {"rows": {"vq": "VQGAN", "transvq": "TransVQ", "nsvq": "NS-VQ"}, "axes": [],
+                      "metrics": ["rfid"]},
+}
+
+CLAIMS = [
+    {"id": "cvq_full_usage", "paper": "CVQ-VAE",
+     "statement": "CVQ-VAE uses nearly all of a 1024-code codebook where VQ-VAE uses under half",
+     "reproduction": "cvq_fig1_usage",
+     "check": {"all": [{"row": {"quantizer": "cvq"}, "metric": "usage", "at_least": 0.95},
+                       {"row": {"quantizer": "vq"}, "metric": "usage", "below": 0.5}]}},
+    {"id": "nsvq_batch", "paper": "NS-VQ", "statement": "For standard VQ, larger batches give higher codebook usage",
+     "reproduction": "nsvq_fig4_batch_size",
+     "check": {"row": {"quantizer": "vq"}, "metric": "usage", "along": "batch_size", "trend": "increasing"}},
+    {"id": "ste_l2_helps", "paper": "Straightening Out the STE", "statement": "l2 raises the perplexity",
+     "reproduction": "ste_table3_cifar10",
+     "check": {"metric": "perplexity", "higher": [{"quantizer": "vq_l2"}, {"quantizer": "vq"}]}},
+    {"id": "nsvq_imagenet", "paper": "NS-VQ", "statement": "TransVQ has the lowest rFID on ImageNet-1K",
+     "reproduction": "nsvq_imagenet", "measurable_at": ["paper"],
+     "why_not_here": "ImageNet-1K is not bundled; runs only with configs/paper/nsvq_imagenet.yaml",
+     "check": {"best": {"metric": "rfid", "row": {"quantizer": "transvq"}, "among": None, "lowest": True}}},
+]
+
+
+def cvq_summary(cvq=0.98, vq=0.3):
+    return pd.DataFrame([row("VQ-VAE", "vq", usage=(vq, 0.05), mse=(0.004, 0.0001)),
+                         row("CVQ-VAE", "cvq", usage=(cvq, 0.01), mse=(0.003, 0.0001))])
+
+
+def batch_summary(means, quantizer="vq"):
+    rows = [row("VQ", quantizer, usage=(m, 0.01)) | {"batch_size": b} for b, m in zip((256, 32, 64), means, strict=True)]
+    rows.append(row("NS-VQ", "nsvq", usage=(1.0, 0.0)) | {"batch_size": 32})
+    return pd.DataFrame(rows)
+
+
+def ste_summary(l2=57.0, vq=14.0, std=1.0, seeds=3):
+    return pd.DataFrame([row("VQVAE", "vq", seeds=seeds, perplexity=(vq, std), mse=(0.005, 0.0), lpips=(0.5, 0.0)),
+                         row("VQVAE + l2", "vq_l2", seeds=seeds, perplexity=(l2, std), mse=(0.003, 0.0),
+                             lpips=(0.4, 0.0))])
+
+
+def test_real_claims_pass_the_check():
+    check_claims(CLAIMS, REPRODUCTIONS)
+
+
+def test_threshold_true_false_and_not_measurable():
+    claim = CLAIMS[0]
+    result = evaluate_claim(claim, cvq_summary(), {}, "mini")
+    assert result["status"] == "reproduced"
+    assert "usage: CVQ-VAE [cvq] 98.0% ± 1.0% (3 seeds), needs >= 95.0%" in result["evidence"]
+    assert evaluate_claim(claim, cvq_summary(cvq=0.9), {}, "mini")["status"] == "not reproduced"
+    assert evaluate_claim(claim, cvq_summary(vq=0.5), {}, "mini")["status"] == "not reproduced"  # below is strict
+    # one part n/a, the other true: not measurable, with the reason
+    result = evaluate_claim(claim, cvq_summary(cvq=NAN), {"usage": "usage was not logged"}, "mini")
+    assert result["status"] == "not measurable here"
+    assert result["reason"] == "usage n/a: usage was not logged"
+    # one part n/a, the other false: already not reproduced
+    assert evaluate_claim(claim, cvq_summary(cvq=NAN, vq=0.8), {}, "mini")["status"] == "not reproduced"
+
+
+def test_any_condition():
+    claim = dict(CLAIMS[0], check={"any": CLAIMS[0]["check"]["all"]})
+    assert evaluate_claim(claim, cvq_summary(cvq=0.5, vq=0.3), {}, "mini")["status"] == "reproduced"
+    assert evaluate_claim(claim, cvq_summary(cvq=0.5, vq=0.8), {}, "mini")["status"] == "not reproduced"
+    assert evaluate_claim(claim, cvq_summary(cvq=NAN, vq=0.8), {}, "mini")["status"] == "not measurable here"
+
+
+def test_failed_run_is_not_measurable():
+    summary = cvq_summary()
+    summary.loc[summary["quantizer"] == "cvq", "seeds"] = 0
+    result = evaluate_claim(CLAIMS[0], summary, {}, "mini")
+    assert result["status"] == "not measurable here"
+    assert "every seed failed" in result["reason"]
+
+
+def test_comparison_with_noise_note_and_margin():
+    claim = CLAIMS[2]
+    result = evaluate_claim(claim, ste_summary(), {}, "mini")
+    assert result["status"] == "reproduced"
+    assert result["evidence"] == ("perplexity: VQVAE + l2 [vq_l2] 57.0 ± 1.0 (3 seeds) vs VQVAE [vq] 14.0 ± 1.0 "
+                                  "(3 seeds), claimed higher; gap 43.0 > std sum 2.0")
+    # within noise: still decided on the means, the evidence says so
+    result = evaluate_claim(claim, ste_summary(l2=15.0, std=2.0), {}, "mini")
+    assert result["status"] == "reproduced" and "gap 1.0 <= std sum 4.0" in result["evidence"]
+    assert evaluate_claim(claim, ste_summary(l2=13.0), {}, "mini")["status"] == "not reproduced"
+    assert evaluate_claim(dict(claim, check=dict(claim["check"], margin=5.0)), ste_summary(l2=15.0), {},
+                          "mini")["status"] == "not reproduced"
+    lower = dict(claim, check={"metric": "perplexity", "lower": [{"quantizer": "vq"}, {"quantizer": "vq_l2"}]})
+    result = evaluate_claim(lower, ste_summary(seeds=1, std=NAN), {}, "mini")
+    assert result["status"] == "reproduced" and "std unknown (one seed)" in result["evidence"]
+    result = evaluate_claim(claim, ste_summary(l2=NAN), {"perplexity": "codes not logged"}, "mini")
+    assert (result["status"], result["reason"]) == ("not measurable here", "perplexity n/a: codes not logged")
+
+
+def test_trend_strict_on_means_and_reports_the_sequence():
+    claim = CLAIMS[1]
+    result = evaluate_claim(claim, batch_summary([0.9, 0.3, 0.5]), {}, "mini")  # batch 256, 32, 64
+    assert result["status"] == "reproduced"
+    assert "usage of VQ [vq] along batch_size: 32: 30.0% ± 1.0%, 64: 50.0% ± 1.0%, 256: 90.0% ± 1.0%" \
+        in result["evidence"]
+    assert evaluate_claim(claim, batch_summary([0.9, 0.3, 0.3]), {}, "mini")["status"] == "not reproduced"  # flat
+    assert evaluate_claim(claim, batch_summary([0.4, 0.3, 0.5]), {}, "mini")["status"] == "not reproduced"
+    down = dict(claim, check=dict(claim["check"], trend="decreasing"))
+    assert evaluate_claim(down, batch_summary([0.1, 0.3, 0.2]), {}, "mini")["status"] == "reproduced"
+    result = evaluate_claim(claim, batch_summary([0.9, NAN, 0.5]), {"usage": "x"}, "mini")
+    assert result["status"] == "not measurable here"
+    one = batch_summary([0.9, 0.3, 0.5]).iloc[[0, 3]]
+    result = evaluate_claim(claim, one, {}, "mini")
+    assert result["status"] == "not measurable here" and "two or more batch_size" in result["reason"]
+
+
+def test_best():
+    claim = dict(CLAIMS[3], measurable_at=["mini"])
+    summary = pd.DataFrame([row("VQGAN", "vq", rfid=(1.06, 0.1)), row("TransVQ", "transvq", rfid=(0.43, 0.02)),
+                            row("NS-VQ", "nsvq", rfid=(0.56, 0.05))])
+    result = evaluate_claim(claim, summary, {}, "mini")
+    assert result["status"] == "reproduced"
+    assert result["evidence"].startswith("rfid: TransVQ [transvq] 0.43 ± 0.02 (3 seeds), claimed lowest of 3 rows")
+    summary.loc[2, "rfid_mean"] = 0.40
+    assert evaluate_claim(claim, summary, {}, "mini")["status"] == "not reproduced"
+    among = dict(claim, check={"best": {"metric": "rfid", "row": {"quantizer": "transvq"},
+                                        "among": {"row": "TransVQ"}, "highest": True}})
+    assert evaluate_claim(among, summary, {}, "mini")["status"] == "reproduced"  # alone among itself
+
+
+def test_not_measurable_scale_and_missing_reproduction():
+    result = evaluate_claim(CLAIMS[3], pd.DataFrame(), {}, "mini")
+    assert result["status"] == "not measurable here"
+    assert result["reason"] == ("measurable only at paper scale: ImageNet-1K is not bundled; runs only with "
+                                "configs/paper/nsvq_imagenet.yaml")
+    result = evaluate_claim(CLAIMS[0], None, {}, "mini")
+    assert (result["status"], result["reason"]) == ("not measurable here",
+                                                    "reproduction cvq_fig1_usage was not built at mini scale")
+
+
+def test_selector_must_match_exactly_one_row():
+    summary = pd.concat([cvq_summary(), cvq_summary().assign(codebook_size=1024)], ignore_index=True)
+    with pytest.raises(ValueError, match=r"claim cvq_full_usage: selector \{'quantizer': 'cvq'\} must match exactly "
+                                         r"one row of the summary, matched 2"):
+        evaluate_claim(CLAIMS[0], summary, {}, "mini")
+    narrow = dict(CLAIMS[0], check={"row": {"quantizer": "cvq", "codebook_size": 1024}, "metric": "usage",
+                                    "at_least": 0.95})
+    assert evaluate_claim(narrow, summary, {}, "mini")["status"] == "reproduced"
+    gone = dict(CLAIMS[0], check={"row": {"row": "SQ-VAE"}, "metric": "usage", "at_least": 0.95})
+    absent = evaluate_claim(gone, summary, {}, "smoke")  # a grid point a smaller scale does not train
+    assert absent["status"] == "not measurable here"
+    assert "not trained at this scale" in absent["reason"]
+
+
+def _claims_with(i, **changes):
+    claims = copy.deepcopy(CLAIMS)
+    for key, value in changes.items():
+        if value is KeyError:
+            del claims[i][key]
+        else:
+            claims[i][key] = value
+    return claims
+
+
+@pytest.mark.parametrize(("i", "changes", "message"), [
+    (1, {"id": "cvq_full_usage"}, r"claims\[1\] \(cvq_full_usage\)\.id: 'cvq_full_usage' is already the id of claims\[0\]"),
+    (0, {"reproduction": "cvq_fig9"}, r"claims\[0\] \(cvq_full_usage\)\.reproduction: 'cvq_fig9' is not in reproductions"),
+    (0, {"statement": KeyError}, r"claims\[0\] \(cvq_full_usage\)\.statement: missing"),
+    (0, {"colour": "red"}, r"claims\[0\] \(cvq_full_usage\)\.colour: unknown key"),
+    (3, {"why_not_here": KeyError}, r"claims\[3\] \(nsvq_imagenet\)\.why_not_here: required with measurable_at"),
+    (0, {"check": {"all": [{"row": {"quantizer": "cvq"}, "metric": "rfid", "at_least": 1}]}},
+     r"claims\[0\] \(cvq_full_usage\)\.check\.all\[0\]\.metric: 'rfid' is not measured by reproductions\.cvq_fig1_usage"),
+    (0, {"check": {"row": {"quantizer": "cvq"}, "metric": "usage", "greater_than": 1}},
+     r"claims\[0\] \(cvq_full_usage\)\.check\.greater_than: not a key of a threshold condition"),
+    (0, {"check": {"row": {"quantizer": "cvq"}, "metric": "usage", "at_least": 1, "below": 2}},
+     r"check: a threshold needs exactly one of"),
+    (0, {"check": {"row": {"quantizer": "sqvae"}, "metric": "usage", "at_least": 1}},
+     r"check\.row\.quantizer: 'sqvae' is not one of the reproduction's rows"),
+    (0, {"check": {"row": {"colour": "red"}, "metric": "usage", "at_least": 1}}, r"check\.row\.colour: not a summary column"),
+    (0, {"check": {"none": []}}, r"claims\[0\] \(cvq_full_usage\)\.check: unknown condition \['none'\]"),
+    (1, {"check": {"row": {"quantizer": "vq"}, "metric": "usage", "along": "codebook_size", "trend": "increasing"}},
+     r"claims\[1\] \(nsvq_batch\)\.check\.along: 'codebook_size' is not an axis of reproductions\.nsvq_fig4_batch_size"),
+    (1, {"check": {"row": {"quantizer": "vq"}, "metric": "usage", "along": "batch_size", "trend": "up"}},
+     r"check\.trend: expected one of \['increasing', 'decreasing'\]"),
+    (2, {"check": {"metric": "perplexity", "higher": [{"quantizer": "vq"}]}}, r"check\.higher: expected two selectors"),
+    (3, {"check": {"best": {"metric": "rfid", "row": {"quantizer": "transvq"}}}},
+     r"check\.best: say which end is best"),
+    (0, {"check": {"all": []}}, r"check\.all: expected a non-empty list"),
+])
+def test_check_claims_errors(i, changes, message):
+    with pytest.raises(ValueError, match=message):
+        check_claims(_claims_with(i, **changes), REPRODUCTIONS)
+
+
+def test_claims_markdown():
+    summaries = {"cvq_fig1_usage": cvq_summary(), "nsvq_fig4_batch_size": batch_summary([0.9, 0.5, 0.3]),
+                 "ste_table3_cifar10": ste_summary(), "nsvq_imagenet": None}
+    md = build_claims_markdown(CLAIMS, summaries, {"cvq_fig1_usage": {}}, "mini")
+    assert md.startswith("# ")
+    assert "This run is at **mini** scale; every status below applies to that scale only." in md
+    assert "| Paper | Reproduced | Not reproduced | Not measurable here | Claims |" in md
+    assert "| CVQ-VAE | 1 | 0 | 0 | 1 |" in md
+    assert "| NS-VQ | 0 | 1 | 1 | 2 |" in md
+    assert "| Straightening Out the STE | 1 | 0 | 0 | 1 |" in md
+    assert "| **All** | 2 | 1 | 1 | 4 |" in md
+    sections = [line for line in md.splitlines() if line.startswith("## ")]
+    assert sections == ["## CVQ-VAE", "## NS-VQ", "## Straightening Out the STE"]
+    assert ("| TransVQ has the lowest rFID on ImageNet-1K (`nsvq_imagenet`) | not measurable here | Not measurable: "
+            "measurable only at paper scale: ImageNet-1K is not bundled; runs only with "
+            "configs/paper/nsvq_imagenet.yaml | `nsvq_imagenet` |") in md
+    assert md == build_claims_markdown(CLAIMS, summaries, {"cvq_fig1_usage": {}}, "mini")

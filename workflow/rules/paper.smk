@@ -1,0 +1,71 @@
+# Phase 4: the papers' tables and figures (reproductions), their claims, and the 2-D toy demonstrations.
+
+
+rule reproduction_report:
+    input:
+        reproduction_inputs,
+    output:
+        report(
+            "results/figures/{reproduction}_figure.png",
+            caption="../report/reproduction.rst",
+            category="Reproductions",
+            subcategory=reproduction_paper,
+        ),
+        "results/figures/{reproduction}_figure.pdf",
+        report(
+            "results/tables/{reproduction}.md",
+            caption="../report/reproduction.rst",
+            category="Reproductions",
+            subcategory=reproduction_paper,
+        ),
+        multiext("results/tables/{reproduction}", ".tex", ".csv"),
+        "results/metrics/{reproduction}.json",
+        report(
+            "results/paper_vs_repro/{reproduction}.md",
+            caption="../report/paper_vs_repro.rst",
+            category="Paper vs reproduction",
+            subcategory=reproduction_paper,
+        ),
+    params:
+        settings=reproduction_json,
+    log:
+        "logs/report/{reproduction}.log",
+    conda:
+        "../envs/vqrepro.yaml"
+    threads: 1
+    shell:
+        "python -m vqrepro reproduce --name {wildcards.reproduction} --settings {params.settings:q}"
+        " --runs runs --results results > {log} 2>&1"
+
+
+rule claims:
+    input:
+        [f"results/{kind}/{name}.{ext}" for name in reproductions_to_run for kind, ext in (("tables", "csv"), ("metrics", "json"))],
+    output:
+        report("results/claims.md", caption="../report/claims.rst", category="Claims"),
+    params:
+        settings=claims_json,
+    log:
+        "logs/report/claims.log",
+    conda:
+        "../envs/vqrepro.yaml"
+    threads: 1
+    shell:
+        "python -m vqrepro claims --settings {params.settings:q} --results results --out {output} > {log} 2>&1"
+
+
+rule toy_demo:
+    output:
+        report("results/figures/toy_{toy}.png", caption="../report/toy.rst", category="Toy demonstrations"),
+        "results/figures/toy_{toy}.pdf",
+        "results/metrics/toy_{toy}.json",
+    params:
+        settings=toy_json,
+    log:
+        "logs/toys/{toy}.log",
+    conda:
+        "../envs/vqrepro.yaml"
+    threads: 1
+    shell:
+        "python -m vqrepro toy --name {wildcards.toy} --settings {params.settings:q}"
+        " --figure results/figures/toy_{wildcards.toy} --metrics results/metrics/toy_{wildcards.toy}.json > {log} 2>&1"

@@ -68,6 +68,9 @@ def test_claims_name_the_scale_and_a_status_for_every_claim(smoke):
     statuses = re.findall(r"\| (reproduced|not reproduced|not measurable here) \|", claims)
     assert len(statuses) == len(cfg["claims"])
     assert "ImageNet-1K is not bundled" in claims  # a paper-scale-only claim says why
+    index = (workdir / "results" / "paper_vs_repro" / "index.md").read_text()
+    assert "[cvq_fig1_usage.md](cvq_fig1_usage.md)" in index
+    assert "supplementary Table 12: ImageNet-1K reconstruction | not built at smoke scale" in index
 
 
 def test_toys_write_figures_and_metrics(smoke):

@@ -110,7 +110,7 @@ def test_editing_one_preset_reruns_only_its_jobs(workdir):
     result = snakemake(workdir, "-n")
     jobs = planned_jobs(result)
     assert jobs["train_tokenizer"] == 4, result.stdout
-    planned = re.findall(r"quantizer=(\w+), codebook_size", result.stdout)
+    planned = re.findall(r"quantizer=(\w+), point", result.stdout)
     assert planned and set(planned) == {"ema"}
 
 

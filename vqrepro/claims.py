@@ -406,6 +406,25 @@ def _escape(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def comparison_index(reproductions: dict[str, dict], built: list[str], scale: str) -> str:
+    """results/paper_vs_repro/index.md: every paper table or figure, what it reproduces, and its files at this scale."""
+    lines = ["# The papers' tables and figures, and where ours are", "",
+             f"Built at **{scale}** scale from the studies this run trained; the others need another scale's "
+             "config (docs/scales.md).", "",
+             "| Paper | Reproduces | Ours | Comparison | Study |", "|---|---|---|---|---|"]
+    for name, spec in reproductions.items():
+        if name in built:
+            ours = f"[table](../tables/{name}.md), [figure](../figures/{name}_figure.png)"
+            comparison = f"[{name}.md]({name}.md)"
+        else:
+            ours, comparison = f"not built at {scale} scale", "-"
+        lines.append(f"| {_escape(spec['paper'])} | {_escape(spec['reproduces'])} | {ours} | {comparison} | "
+                     f"`{spec['study']}` |")
+    if not reproductions:
+        lines.append("| - | no reproductions are defined in params.yaml | - | - | - |")
+    return "\n".join(lines) + "\n"
+
+
 def build_claims_markdown(claims: list[dict], summaries: dict[str, pd.DataFrame | None],
                           missing: dict[str, dict[str, str]], scale: str) -> str:
     """results/claims.md: counts per paper and status, then one table per paper (papers in the claims' order)."""

@@ -143,12 +143,14 @@ def cmd_claims(args) -> None:
     settings = args.settings
     results = Path(args.results)
     summaries, missing = {}, {}
-    for name in settings["reproductions"]:
+    for name in settings["order"]:
         table, metrics = results / "tables" / f"{name}.csv", results / "metrics" / f"{name}.json"
         built = name in settings["built"]
         summaries[name] = pd.read_csv(table) if built else None
         missing[name] = json.loads(metrics.read_text())["not_available"] if built else {}
     write_text(args.out, claims.build_claims_markdown(settings["claims"], summaries, missing, settings["scale"]))
+    reproductions = {name: settings["reproductions"][name] for name in settings["order"]}
+    write_text(args.index, claims.comparison_index(reproductions, settings["built"], settings["scale"]))
 
 
 def cmd_toy(args) -> None:
@@ -237,10 +239,11 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--runs", default="runs")
     q.add_argument("--results", default="results")
     q.add_argument("--paper-numbers", default=None, help="folder of the published tables (default ../shared/paper_numbers)")
-    q = job("claims", cmd_claims, "check the papers' claims on the built reproductions -> results/claims.md")
-    q.add_argument("--settings", type=_json, required=True, help="{claims, reproductions, built, scale}")
+    q = job("claims", cmd_claims, "check the papers' claims on the built reproductions; index the comparisons")
+    q.add_argument("--settings", type=_json, required=True, help="{claims, reproductions, order, built, scale}")
     q.add_argument("--results", default="results")
-    q.add_argument("--out", required=True)
+    q.add_argument("--out", required=True, help="results/claims.md")
+    q.add_argument("--index", required=True, help="results/paper_vs_repro/index.md: every paper table and its files")
     q = job("toy", cmd_toy, "run one 2-D toy demonstration")
     q.add_argument("--name", required=True)
     q.add_argument("--settings", type=_json, required=True)

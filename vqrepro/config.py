@@ -112,7 +112,10 @@ def _semantic_check(config: dict, source: str) -> None:
     for name, clf in config["classifiers"].items():
         if clf["dataset"] not in config["datasets"]:
             raise ConfigError(f"{source}: classifiers.{name}.dataset: {clf['dataset']!r} is not defined under datasets")
-    for name, gen in config["generation_studies"].items():
+    # Generation studies that will run: a paper config may re-point a tokenizer study that an idle
+    # generation study was written for (configs/paper/*.yaml set run_generation_studies: []).
+    for name, gen in ((n, config["generation_studies"][n]) for n in config["run_generation_studies"]
+                      if n in config["generation_studies"]):
         where = f"{source}: generation_studies.{name}"
         base = config["studies"].get(gen["tokenizer_study"])
         if base is None:

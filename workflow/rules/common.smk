@@ -165,8 +165,10 @@ def reproduction_json(wildcards):
 
 
 def claims_json(wildcards):
-    return as_json({"claims": config.get("claims", []), "reproductions": sorted(config.get("reproductions", {})),
-                    "built": reproductions_to_run, "scale": config["scale"]})
+    reproductions = {name: {key: spec[key] for key in ("paper", "reproduces", "study")}
+                     for name, spec in config.get("reproductions", {}).items()}
+    return as_json({"claims": config.get("claims", []), "reproductions": reproductions,
+                    "order": list(reproductions), "built": reproductions_to_run, "scale": config["scale"]})
 
 
 def toy_json(wildcards):
@@ -176,4 +178,4 @@ def toy_json(wildcards):
 def paper_outputs():
     files = [f"results/tables/{name}.md" for name in reproductions_to_run]
     files += [f"results/metrics/toy_{toy}.json" for toy in config.get("toys", {})]
-    return files + (["results/claims.md"] if config.get("claims") else [])
+    return files + ["results/claims.md", "results/paper_vs_repro/index.md"]

@@ -42,7 +42,8 @@ rule claims:
     input:
         [f"results/{kind}/{name}.{ext}" for name in reproductions_to_run for kind, ext in (("tables", "csv"), ("metrics", "json"))],
     output:
-        report("results/claims.md", caption="../report/claims.rst", category="Claims"),
+        claims=report("results/claims.md", caption="../report/claims.rst", category="Claims"),
+        index="results/paper_vs_repro/index.md",
     params:
         settings=claims_json,
     log:
@@ -51,7 +52,8 @@ rule claims:
         "../envs/vqrepro.yaml"
     threads: 1
     shell:
-        "python -m vqrepro claims --settings {params.settings:q} --results results --out {output} > {log} 2>&1"
+        "python -m vqrepro claims --settings {params.settings:q} --results results --out {output.claims}"
+        " --index {output.index} > {log} 2>&1"
 
 
 rule toy_demo:

@@ -199,9 +199,10 @@ def _check_reproductions(config: dict, source: str) -> None:
         for metric in spec["metrics"]:
             if (metric == "accuracy") != (task == "classification") and metric not in ("usage", "perplexity"):
                 raise ConfigError(f"{where}.metrics: {metric!r} is not measured by a {task} study")
+        keys = reproduction_grid(config, name)
         for preset in spec["rows"]:
             for axis in set(AXIS_LISTS) - set(axes):
-                values = {getattr(k, axis) for k in reproduction_grid(config, name) if k.quantizer == preset}
+                values = {getattr(k, axis) for k in keys if k.quantizer == preset}
                 if len(values) > 1:
                     raise ConfigError(f"{where}: row {preset} spans {axis} {sorted(values)}; add {axis} to the "
                                       f"reproduction's axes or pick one value with select")

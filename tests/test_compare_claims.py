@@ -10,18 +10,12 @@ import pytest
 
 from vqrepro.claims import build_claims_markdown, check_claims, evaluate_claim
 from vqrepro.compare import check_paper_numbers, paper_vs_repro
+from vqrepro.config import paper_numbers_dir
 
 NAN = math.nan
 
 
-def _paper_dir() -> Path:
-    beside = Path(__file__).resolve().parents[2] / "shared" / "paper_numbers"
-    return beside if beside.is_dir() else Path("/work/shared/paper_numbers")
-
-
-PAPER = _paper_dir()
-pytestmark = pytest.mark.skipif(not (PAPER / "ste_generative_reconstruction.csv").is_file(),
-                                reason=f"paper numbers not found at {PAPER}")
+PAPER = paper_numbers_dir()
 
 
 def row(label, quantizer, seeds=3, codebook_size=512, code_dim=64, **metrics):
@@ -244,7 +238,7 @@ def test_no_paper_numbers_lists_ours_in_our_units():
     spec = {k: v for k, v in STE_TABLE3.items() if k != "paper_numbers"}
     summary = pd.DataFrame([row("VQVAE", "vq", mse=(0.00565, NAN), perplexity=(20.0, NAN), lpips=(0.3, NAN))])
     md = paper_vs_repro("t", spec, summary, PAPER, "mini", "x", {})
-    assert "The paper reports no numbers for this table in ../paper_numbers" in md
+    assert "The paper reports no numbers for this table in vqrepro/paper_numbers" in md
     assert table_row(md, "VQVAE") == ["VQVAE", "3", "5.65", "20.0", "0.300"]
 
 

@@ -238,7 +238,7 @@ def parser() -> argparse.ArgumentParser:
                    help="{reproduction: spec, study: definition, scale: str, setting: one-line description}")
     q.add_argument("--runs", default="runs")
     q.add_argument("--results", default="results")
-    q.add_argument("--paper-numbers", default=None, help="folder of the published tables (default ../shared/paper_numbers)")
+    q.add_argument("--paper-numbers", default=None, help="folder of the published tables (default: the package's vqrepro/paper_numbers)")
     q = job("claims", cmd_claims, "check the papers' claims on the built reproductions; index the comparisons")
     q.add_argument("--settings", type=_json, required=True, help="{claims, reproductions, order, built, scale}")
     q.add_argument("--results", default="results")

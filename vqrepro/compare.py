@@ -2,7 +2,7 @@
 
 A reproduction (``params.yaml: reproductions.<name>``) names our presets and the paper's row each one
 stands for, the metrics, and optionally where its published numbers are (``paper_numbers``: a CSV
-in ``../shared/paper_numbers``, in the units the paper printed). Its summary is one row per
+in ``vqrepro/paper_numbers``, in the units the paper printed). Its summary is one row per
 (preset, axis values) with ``<metric>_mean`` / ``<metric>_std`` in our raw units and ``seeds``.
 
 Spec keys read here::
@@ -306,7 +306,7 @@ def paper_vs_repro(name: str, spec: dict, summary: pd.DataFrame, paper_dir: Path
                      "the gap rather than hiding it.")
     else:
         lines.append(f"Ours: measured at {scale} scale ({setting}). The paper reports no numbers for this table "
-                     "in ../paper_numbers, so only ours are listed.")
+                     "in vqrepro/paper_numbers, so only ours are listed.")
     lines.append("")
 
     paper_metrics = (pn or {}).get("metrics") or {}

@@ -247,8 +247,8 @@ def check_data_available(config: dict, studies: list[str], source: str, data_dir
 
 
 def paper_numbers_dir() -> Path:
-    """../shared/paper_numbers beside the repository (the papers' published tables as CSV)."""
-    return Path(__file__).resolve().parents[2] / "shared" / "paper_numbers"
+    """The papers' published tables as CSV, shipped inside the package (vqrepro/paper_numbers/README.md)."""
+    return Path(__file__).resolve().parent / "paper_numbers"
 
 
 def check(config: dict, source: str = "params.yaml") -> dict:

@@ -144,6 +144,12 @@ def reproduction_inputs(wildcards):
     return [f"runs/{key.path}/metrics.json" for key in vqconfig.reproduction_grid(config, wildcards.reproduction)]
 
 
+def reproduction_paper_numbers(wildcards):
+    """The published table a reproduction compares against: editing it re-builds the comparison."""
+    spec = config["reproductions"][wildcards.reproduction].get("paper_numbers")
+    return [str(vqconfig.paper_numbers_dir() / spec["file"])] if spec else []
+
+
 def reproduction_paper(wildcards):
     return config["reproductions"][wildcards.reproduction]["paper"]
 

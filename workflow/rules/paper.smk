@@ -3,7 +3,8 @@
 
 rule reproduction_report:
     input:
-        reproduction_inputs,
+        runs=reproduction_inputs,
+        paper_numbers=reproduction_paper_numbers,
     output:
         report(
             "results/figures/{reproduction}_figure.png",

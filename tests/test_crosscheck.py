@@ -8,13 +8,9 @@ straight-through estimator (its default for dim > 1 is the rotation trick, switc
 
 Differences found, and how each test accounts for them:
 
-1. Initial EMA state. Their codebook starts with ``cluster_size`` = 1 and ``embed_avg`` = the
-   codes (a consistent state: each code is the mean of one pseudo-token equal to itself).
-   Ours starts with ``cluster_size`` = 0 and ``embed_sum`` = the codes. The update rule is the
-   same, so the test copies one state into both and runs it from each side's default state.
-   Consequence of ours (not of the rule): a code unused in the first training batch gets
-   c_k = decay * c_k / eps_smoothed ~ decay * c_k / eps, i.e. ~1e5 times farther out, and is
-   never chosen again; theirs stays where it was.
+1. Initial EMA state. Both start with counts 1 and sums equal to the codes (a consistent
+   state: each code the mean of one pseudo-token equal to itself). The test also runs from
+   counts 0 (``initial_count: 0``, taming-transformers' state), copied into both sides.
 2. Which codes z_q uses in training mode: both look the codes up before the EMA update (as
    Sonnet does). The test compares the codebook trajectories in training mode and z_q in
    evaluation mode, where neither side updates.
@@ -125,15 +121,15 @@ def test_plain_vq_matches_reference(k, d, shape):
         torch.testing.assert_close(g_z_ours.reshape(-1, d), 0.25 * g_z_theirs.reshape(-1, d), rtol=1e-4, atol=1e-11)
 
 
-@pytest.mark.parametrize("initial_state", ["ours", "theirs"])
+@pytest.mark.parametrize("initial_state", ["default", "counts_zero"])
 @pytest.mark.parametrize("k, d, decay", [(64, 8, 0.99), (512, 64, 0.8)])
 def test_ema_update_matches_reference(initial_state, k, d, decay):
     torch.manual_seed(k + d)
     ours = build_quantizer({"method": "ema", "decay": decay}, k, d)
     theirs = reference(k, d, ema=True, decay=decay, commitment_weight=0.25)
     codebook = torch.randn(k, d)
-    # Our default state has counts 0, theirs counts 1; sums start at the codes in both.
-    counts = torch.zeros(k) if initial_state == "ours" else torch.ones(k)
+    # Both default states have counts 1; counts 0 is taming-transformers' (initial_count: 0).
+    counts = torch.zeros(k) if initial_state == "counts_zero" else torch.ones(k)
     ours.codebook.copy_(codebook)
     ours.embed_sum.copy_(codebook)
     ours.cluster_size.copy_(counts)

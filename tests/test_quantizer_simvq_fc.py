@@ -262,10 +262,10 @@ def test_vqvae2_rotation_trick_keeps_the_forward_value_and_rotates_the_gradient(
 
 
 def test_vqvae2_with_the_vqvae2_paper_settings_follows_the_ema_trajectory():
-    """init normal, counts from 0, no replacement, STE: the codebook evolves exactly as ``ema``'s."""
+    """init normal, no replacement, STE: the codebook evolves exactly as ``ema``'s."""
     torch.manual_seed(0)
     k, d = 32, 4
-    preset = {"init": "normal", "initial_count": 0.0, "dead_code_threshold": 0.0, "estimator": "ste", "decay": 0.99}
+    preset = {"init": "normal", "dead_code_threshold": 0.0, "estimator": "ste", "decay": 0.99}
     ours = make(VQVAE2Quantizer, k, d, **preset)
     ema = make(EMAQuantizer, k, d, decay=0.99)
     ema.load_state_dict(ours.state_dict())

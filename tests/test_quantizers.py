@@ -65,6 +65,27 @@ def test_ema_with_zero_decay_sets_codes_to_assigned_means():
         torch.testing.assert_close(q.codebook[code], z[indices == code].mean(0), rtol=1e-5, atol=1e-5)
 
 
+def test_ema_keeps_codes_unused_in_the_first_batches():
+    """A code that no token picks stays where it was, so it can still be chosen once the
+    encoder's outputs move (with counts starting at 0 it is sent ~1e5 times outward)."""
+    torch.manual_seed(0)
+    k, d = 64, 8
+    q = build_quantizer({"method": "ema", "decay": 0.99}, k, d)
+    q.train()
+    start = q.codebook.clone()
+    used = set()
+    for _ in range(20):  # tokens near four codes only: the other 60 get nothing
+        z = start[torch.randint(0, 4, (256,))] + 0.01 * torch.randn(256, d)
+        used |= set(q(z).indices.tolist())
+    unused = torch.tensor(sorted(set(range(k)) - used))
+    assert len(unused) >= k - 8
+    torch.testing.assert_close(q.codebook[unused], start[unused], rtol=1e-3, atol=1e-4)
+    # Each unused code is still the nearest code of a token placed next to it.
+    probe = start[unused] + 1e-3 * torch.randn(len(unused), d)
+    q.eval()
+    assert torch.equal(q(probe).indices, unused)
+
+
 def test_ema_moves_codes_by_the_decay_rule_and_has_no_gradient():
     torch.manual_seed(0)
     q = build_quantizer({"method": "ema", "decay": 0.9, "epsilon": 1e-5}, 4, 2)

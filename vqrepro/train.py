@@ -3,8 +3,9 @@
 Settings come as one dict (the slice of params.yaml this run depends on):
     dataset, quantizer (preset), model, training, codebook_size, code_dim, seed,
     and ``task: classification`` for a classifier with a VQ bottleneck (absent: a VQ-VAE).
-The run folder receives ``ckpt.pt`` (final weights, checksummed), ``train_log.csv``
-and, while training, ``resume.pt``: a job killed and started again continues from
+The run folder receives ``ckpt.pt`` (final weights, checksummed), ``train_log.csv``,
+``convergence.csv`` (whole-split usage, perplexity and MSE every ``training.eval_every``
+steps; only the header when that is 0) and, while training, ``resume.pt``: a job killed and started again continues from
 it and, on the CPU with a fixed seed, ends with the same weights as an
 uninterrupted run.
 """
@@ -23,6 +24,7 @@ from tqdm import tqdm
 
 from . import runtime
 from .data import iterate_batches, load_split
+from .snapshots import measure_split
 from .io import CorruptFileError, load_tensors, save_tensors, write_text
 from .models import VQVAE, ClassifierSettings, ModelSettings, VQClassifier
 from .quantizers import build_quantizer
@@ -33,6 +35,7 @@ class NonFiniteLossError(RuntimeError):
 
 
 FAILURE_RECORD = "failure.json"  # beside ckpt.pt: why the last attempt at this grid point failed
+CONVERGENCE_COLUMNS = ["step", "split", "usage", "perplexity", "mse", "codes_used", "tokens"]
 
 
 def record_failure(out_dir: Path, err: Exception, step: int, digest: str) -> None:
@@ -130,6 +133,15 @@ def alternating_codebook_steps(model: VQVAE | VQClassifier, images: torch.Tensor
         codebook_optimizer.step()
 
 
+def learning_rate(cfg: dict, step: int, steps_per_epoch: int) -> float:
+    """Adam's rate at ``step``: ``lr`` decayed by ``lr_decay_per_epoch`` once per epoch.
+
+    A pure function of the step (as the NS-VQ code's ExponentialLR stepped per epoch),
+    so a resumed run continues the schedule without scheduler state.
+    """
+    return cfg["lr"] * cfg.get("lr_decay_per_epoch", 1.0) ** (step // steps_per_epoch)
+
+
 class TrainLog:
     """CSV of losses, usage and perplexity over steps; rows past a resumed step are dropped."""
 
@@ -177,6 +189,11 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
     start = state["step"] if state else 0
 
     log = TrainLog(out_dir / "train_log.csv", start)
+    curve = TrainLog(out_dir / "convergence.csv", start)
+    eval_every = cfg.get("eval_every", 0)
+    test_split = load_split(data_dir, "test") if eval_every else None
+    steps_per_epoch = len(train_split) // cfg["batch_size"]
+    clip_norm = cfg.get("grad_clip_norm")
     steps = cfg["steps"]
     model.train()
     began = time.time()
@@ -189,6 +206,9 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
         images, labels = next(batches) if classify else (next(batches), None)
         images = images.to(dev) * 2.0 - 1.0
         model.quantizer.begin_step(step, step * cfg["batch_size"] // len(train_split))
+        for opt in filter(None, (optimizer, codebook_optimizer)):
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(cfg, step, steps_per_epoch)
         if codebook_optimizer is not None:
             alternating_codebook_steps(model, images, codebook_optimizer)
         # Outer (task) steps split the batch evenly, as in the STE paper's Table 10 (one step by default).
@@ -206,6 +226,8 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
                 raise err
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if clip_norm is not None:  # as the NS-VQ code: total norm over all parameters
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
             optimizer.step()
         model.quantizer.on_step(step)
         done = step + 1
@@ -215,10 +237,18 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
             row.update(out.stats)
             log.add(row)
             bar.set_postfix(loss=f"{row['loss']:.4f}", usage=f"{out.stats['batch_usage']:.2f}", refresh=False)
+        if eval_every and (done % eval_every == 0 or done == steps):
+            for name, split in (("train", train_split), ("test", test_split)):
+                measured = measure_split(model, split, 256, dev, with_mse=not classify)
+                curve.add({"step": done, "split": name, **{c: measured.get(c, "") for c in CONVERGENCE_COLUMNS[2:]}})
         if done % cfg["checkpoint_every"] == 0 and done < steps:
             log.flush()
+            curve.flush()
             save_resume(resume_path, digest, model, optimizer, done, codebook_optimizer)
     log.flush()
+    curve.flush()
+    if not curve.rows:  # eval_every 0: no snapshots asked for, but the rule's output exists
+        write_text(curve.path, ",".join(CONVERGENCE_COLUMNS) + "\n")
     save_tensors(final_path, {
         "model": model.state_dict(), "in_channels": in_channels, "num_classes": num_classes, "settings": json.dumps(settings, sort_keys=True),
         "settings_hash": digest, "steps": steps, "train_seconds": time.time() - began,

@@ -3,6 +3,14 @@
 Each code is an exponential moving average of the encoder outputs assigned to it,
 with Laplace-smoothed counts so that an unused code never divides by zero. The
 codebook gets no gradient; only the commitment loss reaches the encoder.
+
+The EMA state starts consistent, as in vector-quantize-pytorch: every count at 1 and
+every sum at its code (each code the mean of one pseudo-token equal to itself), so a
+code that no token picks in the first batches stays where it was. Counts starting at
+0 beside sums at the codes (taming-transformers' EmbeddingEMA; ``initial_count: 0``)
+divide an unused code by the smoothing epsilon on the first update, sending it ~1e5
+times farther out, where no token reaches it for about a thousand steps: most of the
+codebook dies in the first step, an artefact of the initial state rather than of EMA.
 """
 from __future__ import annotations
 
@@ -20,6 +28,9 @@ class EMASettings:
     commit_weight: float = 0.25
     decay: float = 0.99
     epsilon: float = 1e-5
+    # Starting EMA count of every code (sums start at the codes): 1 = vector-quantize-pytorch;
+    # 0 = taming-transformers, which kills codes unused in the first batch (module docstring).
+    initial_count: float = 1.0
 
 
 class EMAQuantizer(Quantizer):
@@ -30,9 +41,11 @@ class EMAQuantizer(Quantizer):
         super().__init__(codebook_size, code_dim, settings)
         if not 0.0 <= settings.decay < 1.0:
             raise ValueError(f"EMA decay must lie in [0, 1), got {settings.decay}")
+        if settings.initial_count < 0:
+            raise ValueError(f"quantizer setting initial_count must be >= 0, got {settings.initial_count}")
         codebook = torch.randn(codebook_size, code_dim)
         self.register_buffer("codebook", codebook)
-        self.register_buffer("cluster_size", torch.zeros(codebook_size))
+        self.register_buffer("cluster_size", torch.full((codebook_size,), float(settings.initial_count)))
         self.register_buffer("embed_sum", codebook.clone())
 
     def codes(self) -> torch.Tensor:

@@ -5,12 +5,11 @@ CelebA code (NS_Trans_VQ_CelebA/models/vq_vae.py, ``vq_mod: ema``, commented "VQ
 codebook") builds the vendored ``vector_quantize_pytorch.VectorQuantize(dim=D,
 codebook_size=K, decay=decay, commitment_weight=beta, accept_image_fmap=True,
 manual_ema_update=False, threshold_ema_dead_code=1)`` and leaves every other argument at
-that library's default. That is the EMA rule of ``ema`` (ema.py) plus four things:
+that library's default. That is the EMA rule and initial state of ``ema`` (ema.py) plus three things:
 
 1. codes start Uniform(-b, b), b = sqrt(6 / (K D)) (the library's ``kaiming_uniform_`` on its
    (1, K, D) buffer), not N(0, 1);
-2. the EMA counts start at 1, not 0 (sums start at the codes in both), so a code unused in
-   the first batches stays where it was instead of being divided by ~eps;
+2. (the EMA counts start at 1 and the sums at the codes, as in ``ema``);
 3. after each update, every code whose EMA count is below ``dead_code_threshold`` (1) is
    replaced by a random token of the batch, its count reset to the threshold and its sum
    to the token times the threshold;
@@ -23,7 +22,7 @@ The decay default 0.9995 is the value in the NS-VQ repository's config
 (configs_rebuild/*.yaml, ``decay: 0.9995``); VQ-VAE-2 itself uses 0.99.
 
 Each difference is a setting, so the VQ-VAE-2 paper's own quantizer is the preset
-``{init: normal, initial_count: 0, dead_code_threshold: 0, estimator: ste, decay: 0.99}``,
+``{init: normal, dead_code_threshold: 0, estimator: ste, decay: 0.99}``,
 whose codebook trajectory equals ``ema``'s (tests/test_quantizer_simvq_fc.py).
 """
 from __future__ import annotations
@@ -51,8 +50,6 @@ class VQVAE2Settings(EMASettings):
     epsilon: float = 1e-5
     # kaiming_kd: Uniform(+-sqrt(6 / (K D))) (vector-quantize-pytorch); normal: N(0, 1) (``ema``).
     init: str = "kaiming_kd"
-    # Starting EMA count of every code: 1 (vector-quantize-pytorch) or 0 (``ema``, rosinality, taming).
-    initial_count: float = 1.0
     # Replace codes whose EMA count falls below this by batch tokens; 0 disables.
     dead_code_threshold: float = 1.0
     # rotation (vector-quantize-pytorch's default) or ste.
@@ -79,13 +76,12 @@ class VQVAE2Quantizer(EMAQuantizer):
         super().__init__(codebook_size, code_dim, settings)
         s = settings
         check_choices(s, init=INITS, estimator=ESTIMATORS)
-        if s.initial_count < 0 or s.dead_code_threshold < 0:
-            raise ValueError("quantizer settings initial_count and dead_code_threshold must be >= 0")
+        if s.dead_code_threshold < 0:
+            raise ValueError("quantizer setting dead_code_threshold must be >= 0")
         with torch.no_grad():
             if s.init == "kaiming_kd":
                 self.codebook.copy_(kaiming_kd_init(codebook_size, code_dim))
             self.embed_sum.copy_(self.codebook)
-            self.cluster_size.fill_(s.initial_count)
 
     def quantize(self, z: torch.Tensor) -> QuantizerOutput:
         s = self.settings

@@ -9,6 +9,7 @@ rule train_tokenizer:
         ckpt="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/ckpt.pt",
         checksum="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/ckpt.pt.sha256",
         log_csv="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/train_log.csv",
+        convergence="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/convergence.csv",
     params:
         settings=train_json,
     log:

@@ -24,6 +24,7 @@ rule all:
     input:
         study_metrics_all(config["run_studies"]),
         study_reports(config["run_studies"]),
+        convergence_reports(config["run_studies"]),
         generation_outputs(config["run_generation_studies"]),
         generation_reports(config["run_generation_studies"]),
         paper_outputs(),

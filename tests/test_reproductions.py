@@ -35,7 +35,7 @@ def fake_runs(tmp_path: Path, keys, usage, fail=()):
 
 def nsvq_config(params):
     cfg = copy.deepcopy(params)
-    cfg["studies"]["digits_nsvq_grid"]["seeds"] = [0, 1]
+    cfg["studies"]["mnist_nsvq_grid"]["seeds"] = [0, 1]
     return cfg
 
 

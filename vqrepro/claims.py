@@ -47,7 +47,7 @@ CLAIM_KEYS = ("id", "paper", "statement", "reproduction", "check", "measurable_a
 THRESHOLD_OPS = {"at_least": ">=", "at_most": "<=", "above": ">", "below": "<"}
 SELECTOR_COLUMNS = ("row", "quantizer", *AXES)
 TRENDS = ("increasing", "decreasing")
-UNIT_SUFFIX = {"mse": "e-3", "usage": "%", "accuracy": "%"}
+UNIT_SUFFIX = {"mse": "e-3", "usage": "%", "usage_train": "%", "accuracy": "%"}
 
 
 # --------------------------------------------------------------------------- validation

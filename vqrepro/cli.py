@@ -120,6 +120,19 @@ def cmd_quantizers(args) -> None:
         print(f"{entry['method']:<8} {entry['paper']}\n         defaults: {entry['defaults']}")
 
 
+def cmd_convergence(args) -> None:
+    from . import config, convergence
+
+    settings = args.settings
+    study = settings["study"]
+    keys = config.grid({"studies": {args.study: study}}, args.study)
+    files = [str(Path(args.runs) / k.path / "convergence.csv") for k in keys]
+    rows = [{"quantizer": k.quantizer, "codebook_size": k.codebook_size, "code_dim": k.code_dim, "seed": k.seed}
+            for k in keys]
+    convergence.build_convergence_report(args.study, study["title"], files, rows, args.results,
+                                         settings["followers"], settings["scale"])
+
+
 def cmd_reproduce(args) -> None:
     from . import config, report
 
@@ -232,6 +245,12 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--results", default="results")
     q.add_argument("--allow-missing", action="store_true",
                    help="report a study whose grid is incomplete, marking missing grid points (after --keep-going)")
+    q = job("convergence", cmd_convergence, "usage, perplexity and MSE against steps of one study (convergence.csv)")
+    q.add_argument("--study", required=True)
+    q.add_argument("--settings", type=_json, required=True,
+                   help="{study: definition, followers: {study: steps} trained with the same loop, scale: str}")
+    q.add_argument("--runs", default="runs")
+    q.add_argument("--results", default="results")
     q = job("reproduce", cmd_reproduce, "one paper table/figure from its study's runs, with the paper comparison")
     q.add_argument("--name", required=True)
     q.add_argument("--settings", type=_json, required=True,

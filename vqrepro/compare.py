@@ -42,6 +42,7 @@ DISPLAY = {
     "lpips": ("LPIPS", 1.0, 3),
     "rfid": ("rFID", 1.0, 2),
     "usage": ("Usage (%)", 100.0, 1),
+    "usage_train": ("Usage, train (%)", 100.0, 1),
     "perplexity": ("Perplexity", 1.0, 1),
     "accuracy": ("Accuracy (%)", 100.0, 1),
 }

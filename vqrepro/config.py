@@ -197,7 +197,7 @@ def _check_reproductions(config: dict, source: str) -> None:
             raise ConfigError(f"{where}.figure.x: a lines figure needs x set to one of the reproduction's axes ({axes})")
         task = study.get("task", "reconstruction")
         for metric in spec["metrics"]:
-            if (metric == "accuracy") != (task == "classification") and metric not in ("usage", "perplexity"):
+            if (metric == "accuracy") != (task == "classification") and metric not in ("usage", "usage_train", "perplexity"):
                 raise ConfigError(f"{where}.metrics: {metric!r} is not measured by a {task} study")
         keys = reproduction_grid(config, name)
         for preset in spec["rows"]:
@@ -337,6 +337,24 @@ def train_settings(config: dict, key: RunKey) -> dict:
     if s.get("task", "reconstruction") != "reconstruction":  # absent for autoencoders: their run identity is unchanged
         settings["task"] = s["task"]
     return settings
+
+
+def schedule_followers(config: dict, convergence_study: str) -> dict[str, int]:
+    """{study: steps} of the other studies whose training preset is the convergence study's loop.
+
+    The convergence study names its loop with ``training: <preset>``; a preset follows it when
+    every setting but ``steps``, ``eval_every`` and the logging intervals is the same.
+    """
+    ignored = {"steps", "eval_every", "log_every", "checkpoint_every"}
+    loop = {k: v for k, v in config["training"][config["studies"][convergence_study]["training"]].items() if k not in ignored}
+    study = config["studies"][convergence_study]
+    followers = {}
+    for name, other in config["studies"].items():
+        preset = config["training"][other["training"]]
+        same_setting = other["dataset"] == study["dataset"] and other["model"] == study["model"]
+        if name != convergence_study and same_setting and {k: v for k, v in preset.items() if k not in ignored} == loop:
+            followers[name] = preset["steps"]
+    return followers
 
 
 def eval_settings(config: dict) -> dict:

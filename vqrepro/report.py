@@ -39,6 +39,7 @@ TOKENIZER_TABLE = TableSpec(
         ("lpips", "LPIPS", 1.0, 3),
         ("rfid", "rFID", 1.0, 2),
         ("usage", "Usage (%)", 100.0, 1),
+        ("usage_train", "Usage, train (%)", 100.0, 1),
         ("perplexity", "Perplexity", 1.0, 1),
     ],
 )
@@ -55,7 +56,8 @@ GENERATION_TABLE = TableSpec(
 )
 ACCURACY = ("accuracy", "Accuracy (%)", 100.0, 1)
 METRICS: dict[str, Metric] = {m[0]: m for m in TOKENIZER_TABLE.metrics + [ACCURACY]}
-CLASSIFIER_TABLE = TableSpec(keys=TOKENIZER_TABLE.keys, metrics=[ACCURACY, METRICS["usage"], METRICS["perplexity"]])
+CLASSIFIER_TABLE = TableSpec(keys=TOKENIZER_TABLE.keys,
+                             metrics=[ACCURACY, METRICS["usage"], METRICS["usage_train"], METRICS["perplexity"]])
 AXIS_TITLES = {"codebook_size": ("K", "$K$"), "code_dim": ("D", "$D$"), "batch_size": ("Batch", "Batch")}
 SEEDS_NOTE = "Mean ± sample standard deviation over seeds"
 KEY_PREFIX = {"codebook_size": "K", "code_dim": "D", "batch_size": "B"}  # in the DVC metrics' configuration names

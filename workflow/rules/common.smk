@@ -88,6 +88,21 @@ def study_reports(studies):
     return [f"results/tables/{study}.md" for study in studies]
 
 
+def convergence_reports(studies):
+    """Studies whose schedule measures whole splits along the way (training.eval_every) get a convergence report."""
+    return [f"results/tables/{study}_convergence.md" for study in studies
+            if config["training"][config["studies"][study]["training"]].get("eval_every", 0)]
+
+
+def convergence_curves(wildcards):
+    return [f"runs/{key.path}/convergence.csv" for key in vqconfig.grid(config, wildcards.study)]
+
+
+def convergence_json(wildcards):
+    return as_json({"study": config["studies"][wildcards.study], "scale": config["scale"],
+                    "followers": vqconfig.schedule_followers(config, wildcards.study)})
+
+
 # --------------------------------------------------------------------------- stage 2
 
 

@@ -20,6 +20,25 @@ rule study_report:
         " --runs runs --results results > {log} 2>&1"
 
 
+rule convergence_report:
+    input:
+        convergence_curves,
+    output:
+        multiext("results/tables/{study}_convergence", ".md", ".csv"),
+        multiext("results/figures/{study}_convergence", ".png", ".pdf"),
+        "results/metrics/{study}_convergence.json",
+    params:
+        settings=convergence_json,
+    log:
+        "logs/report/{study}_convergence.log",
+    conda:
+        "../envs/vqrepro.yaml"
+    threads: 1
+    shell:
+        "python -m vqrepro convergence --study {wildcards.study} --settings {params.settings:q}"
+        " --runs runs --results results > {log} 2>&1"
+
+
 rule generation_report:
     input:
         unpack(generation_report_inputs),

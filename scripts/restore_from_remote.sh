@@ -34,5 +34,5 @@ if ! dvc status reproduce | grep -q "up to date"; then
          "checkout (see above), so their times were left alone; run 'dvc repro' to bring them up to date." >&2
     exit 1
 fi
-snakemake --cores 1 --touch --max-checksum-file-size 0 --quiet all  # by times alone
-snakemake --dry-run --quiet all
+snakemake --cores 1 --touch --max-checksum-file-size 0 all --quiet  # by times alone; the target before --quiet, which takes values
+snakemake --dry-run all --quiet

@@ -1,3 +1,9 @@
+# The jobs pin their CPU kernels (vqrepro.cli.PINNED_CPU_KERNELS) before torch loads; tests that
+# compare a job's output with a run in this process need the same kernels here.
+from vqrepro.cli import pin_cpu_kernels
+
+pin_cpu_kernels()
+
 import copy
 from pathlib import Path
 

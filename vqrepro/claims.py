@@ -8,7 +8,12 @@ A claim::
       reproduction: cvq_fig1_usage            # a key of params.yaml: reproductions
       measurable_at: [paper]                  # optional: the scales it can be checked at (default: every scale)
       why_not_here: "ImageNet-1K is not bundled"   # required with measurable_at: shown at the other scales
+      diagnosis: {mini: "..."}                # optional, per scale: what was checked before calling a miss a miss
       check: <condition>
+
+A claim not reproduced at a scale is printed with its ``diagnosis`` for that scale: the evidence
+(a convergence study, a sensitivity run over steps, initialisation, learning rate or seeds) that
+the miss is not an artefact of our implementation or schedule. Without one the page says so.
 
 Conditions (values and margins in our raw units: usage and accuracy are fractions, MSE is plain MSE):
 
@@ -43,7 +48,8 @@ import pandas as pd
 from .compare import AXES, display, norm_value
 
 STATUSES = ("reproduced", "not reproduced", "not measurable here")
-CLAIM_KEYS = ("id", "paper", "statement", "reproduction", "check", "measurable_at", "why_not_here")
+CLAIM_KEYS = ("id", "paper", "statement", "reproduction", "check", "measurable_at", "why_not_here", "diagnosis")
+NO_DIAGNOSIS = "none recorded: this miss has not been checked against faults of ours (schedule, initialisation, seeds)"
 THRESHOLD_OPS = {"at_least": ">=", "at_most": "<=", "above": ">", "below": "<"}
 SELECTOR_COLUMNS = ("row", "quantizer", *AXES)
 TRENDS = ("increasing", "decreasing")
@@ -396,7 +402,8 @@ def evaluate_claim(claim: dict, summary: pd.DataFrame | None, missing: dict[str,
     except GridPointAbsent as absent:
         return {**out, "status": "not measurable here", "evidence": "", "reason": str(absent)}
     status = {True: "reproduced", False: "not reproduced", None: "not measurable here"}[result.ok]
-    return {**out, "status": status, "evidence": result.evidence, "reason": result.reason}
+    diagnosis = (claim.get("diagnosis") or {}).get(scale, NO_DIAGNOSIS) if status == "not reproduced" else ""
+    return {**out, "status": status, "evidence": result.evidence, "reason": result.reason, "diagnosis": diagnosis}
 
 
 # --------------------------------------------------------------------------- results/claims.md
@@ -450,6 +457,8 @@ def build_claims_markdown(claims: list[dict], summaries: dict[str, pd.DataFrame 
             evidence = r["evidence"]
             if r["status"] == "not measurable here":
                 evidence = f"Not measurable: {r['reason']}" + (f" ({evidence})" if evidence else "")
+            if r.get("diagnosis"):
+                evidence += f" Diagnosis: {r['diagnosis']}"
             lines.append(f"| {_escape(r['statement'])} (`{r['id']}`) | {r['status']} | {_escape(evidence)} | "
                          f"`{r['reproduction']}` |")
     return "\n".join(lines) + "\n"

@@ -7,8 +7,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+
+# CPU kernels pinned to one instruction set: torch's own kernels, oneDNN's convolutions and
+# MKL's BLAS otherwise pick AVX-512 or vendor-specific paths by machine, which round
+# differently, and a configuration near a collapse turns the last bit into a different
+# table. AVX2 runs on every x86-64 machine of the last decade. Read when torch loads, so set
+# before any verb imports it; a variable already in the environment wins (docs/reliability.md).
+PINNED_CPU_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2,STRICT"}
+
+
+def pin_cpu_kernels() -> None:
+    for name, value in PINNED_CPU_KERNELS.items():
+        os.environ.setdefault(name, value)
 
 
 def _json(text: str) -> dict:
@@ -275,6 +288,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    pin_cpu_kernels()
     from .config import ConfigError
     from .data import DataSourceError
     from .io import CorruptFileError

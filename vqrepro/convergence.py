@@ -35,7 +35,7 @@ def settled_step(curve: pd.DataFrame, tolerance: float = DEFAULT_TOLERANCE) -> i
     """
     curve = curve.sort_values("step")
     final = curve["usage"].iloc[-1]
-    within = (curve["usage"] - final).abs() <= tolerance
+    within = (curve["usage"] - final).abs() <= tolerance + 1e-9  # a difference of exactly the tolerance counts
     # the settled step is the start of the trailing run of measurements within tolerance
     steps = curve["step"].tolist()
     first = len(steps) - 1

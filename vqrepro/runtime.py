@@ -48,6 +48,16 @@ def _git(*args: str) -> str | None:
         return None
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def provenance(settings: dict, device: torch.device, wall_seconds: float) -> dict:
     versions = {}
     for package in ("vqrepro", "torch", "torchvision", "numpy", "lpips", "torch-fidelity"):
@@ -65,5 +75,8 @@ def provenance(settings: dict, device: torch.device, wall_seconds: float) -> dic
         "git_dirty": bool(_git("status", "--porcelain", "--", ".")) if _git("rev-parse", "HEAD") else None,
         "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
         "threads": torch.get_num_threads(),
+        # what decides the floats on a CPU: the kernels' instruction set (pinned by the CLI) and the processor
+        "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
+        "processor": _cpu_model(),
         "wall_seconds": round(wall_seconds, 2),
     }

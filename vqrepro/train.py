@@ -131,14 +131,22 @@ def alternating_codebook_steps(model: VQVAE | VQClassifier, images: torch.Tensor
 
 
 class TrainLog:
-    """CSV of losses, usage and perplexity over steps; rows past a resumed step are dropped."""
+    """CSV of losses, usage and perplexity over steps, rebuilt from resume.pt after a restart.
 
-    def __init__(self, path: Path, resume_step: int):
+    The rows up to a checkpoint travel inside resume.pt (``save_resume(..., log_rows=log.rows)``):
+    Snakemake deletes a failed job's outputs, the CSV among them, but resume.pt is no output.
+    """
+
+    def __init__(self, path: Path, resumed: dict | None):
         self.path = path
         self.rows: list[dict] = []
-        if resume_step > 0 and path.exists():
+        if resumed is None:
+            return
+        if "log_rows" in resumed:
+            self.rows = [dict(row) for row in resumed["log_rows"]]
+        elif path.exists():  # a resume.pt written before the rows were kept in it
             with open(path, newline="") as handle:
-                self.rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= resume_step]
+                self.rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= resumed["step"]]
 
     def add(self, row: dict) -> None:
         self.rows.append(row)
@@ -176,7 +184,7 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
     state = resume(resume_path, digest, model, optimizer, codebook_optimizer)
     start = state["step"] if state else 0
 
-    log = TrainLog(out_dir / "train_log.csv", start)
+    log = TrainLog(out_dir / "train_log.csv", state)
     steps = cfg["steps"]
     model.train()
     began = time.time()
@@ -217,7 +225,7 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
             bar.set_postfix(loss=f"{row['loss']:.4f}", usage=f"{out.stats['batch_usage']:.2f}", refresh=False)
         if done % cfg["checkpoint_every"] == 0 and done < steps:
             log.flush()
-            save_resume(resume_path, digest, model, optimizer, done, codebook_optimizer)
+            save_resume(resume_path, digest, model, optimizer, done, codebook_optimizer, log_rows=log.rows)
     log.flush()
     save_tensors(final_path, {
         "model": model.state_dict(), "in_channels": in_channels, "num_classes": num_classes, "settings": json.dumps(settings, sort_keys=True),

@@ -24,10 +24,12 @@ def params_copy(params) -> dict:
     return copy.deepcopy(params)
 
 
-def kill_after_first_checkpoint_then_rerun(cmd: list[str], out_dir: Path, final: str, steps: int):
+def kill_after_first_checkpoint_then_rerun(cmd: list[str], out_dir: Path, final: str, steps: int,
+                                           rule_outputs: tuple[str, ...] = ()):
     """Start a training command, SIGKILL it once its first resume.pt is complete, then run it again.
 
-    Returns (the rerun's CompletedProcess, the step it resumed from)."""
+    Before the rerun the files named in ``rule_outputs`` are deleted, as Snakemake deletes a failed
+    job's outputs. Returns (the rerun's CompletedProcess, the step it resumed from)."""
     import signal
     import subprocess
     import time
@@ -45,6 +47,8 @@ def kill_after_first_checkpoint_then_rerun(cmd: list[str], out_dir: Path, final:
 
     resumed_from = load_tensors(out_dir / "resume.pt")["step"]
     assert 0 < resumed_from < steps
+    for name in rule_outputs:
+        (out_dir / name).unlink(missing_ok=True)
     rerun = subprocess.run(cmd, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert f"resuming {out_dir} from step {resumed_from}" in rerun.stderr

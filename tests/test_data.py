@@ -1,6 +1,10 @@
 """Data preparation: seeded fixed splits, disjoint photographs, clear errors for missing local data."""
+import json
+
+import numpy as np
 import pytest
 import torch
+import yaml
 
 from vqrepro import data
 from vqrepro.io import CorruptFileError
@@ -72,3 +76,101 @@ def test_iterated_batches_equal_the_pure_function_across_epochs():
     for step, batch in zip(range(3, 20), batches):
         expected = data.batch_indices(50, 8, seed=1, step=step).float() / 255.0
         torch.testing.assert_close(batch.flatten(), expected)
+
+
+# ------------------------------------------------------------------ image folders: damaged and edited files
+
+
+def noise_folder(root, count=10, shape=(24, 20)):
+    """A folder of small random-noise PNGs, nested one level; returns the image-folder settings."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (root / "sub").mkdir(parents=True)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (*shape, 3), dtype=np.uint8)).save(root / "sub" / f"{i}.png")
+    return {"source": "image_folder", "root": str(root), "size": 16, "test_fraction": 0.2, "seed": 0}
+
+
+def repaint(path, value=(255, 0, 0)):
+    """Change one pixel of an image file in place (same size, same format)."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        pixels = np.asarray(img.convert("RGB")).copy()
+    pixels[0, 0] = value
+    Image.fromarray(pixels).save(path)
+
+
+def test_a_truncated_image_stops_preparation_with_its_name(tmp_path):
+    settings = noise_folder(tmp_path / "faces")
+    broken = tmp_path / "faces" / "sub" / "3.png"
+    broken.write_bytes(broken.read_bytes()[:-200])  # as a copy cut short leaves it
+    with pytest.raises(data.DataSourceError) as err:
+        data.prepare("faces", settings, tmp_path / "out")
+    message = str(err.value)
+    assert str(broken) in message and "1 of 10 images cannot be read" in message
+    assert "truncated" in message and "remove or replace" in message and "datasets.faces.root" in message
+    assert "\n" not in message
+    assert not (tmp_path / "out" / "train.pt").exists()
+
+
+def test_every_bad_image_is_reported_at_once(tmp_path, capsys):
+    settings = noise_folder(tmp_path / "faces")
+    for name in ("2.png", "7.png"):
+        (tmp_path / "faces" / "sub" / name).write_bytes(b"not an image")
+    with pytest.raises(data.DataSourceError, match=r"2 of 10 images cannot be read: .*2\.png .* and 1 more"):
+        data.prepare("faces", settings, tmp_path / "out")
+    log = capsys.readouterr().err
+    assert "sub/2.png" in log and "sub/7.png" in log
+
+
+def test_editing_an_image_changes_the_prepared_files(tmp_path):
+    from vqrepro.io import sha256_file
+
+    settings = noise_folder(tmp_path / "faces")
+    before = data.prepare("faces", settings, tmp_path / "before")
+    edited = data.load_split(tmp_path / "before", "train").files[0]
+    repaint(tmp_path / "faces" / edited)
+    after = data.prepare("faces", settings, tmp_path / "after")
+    assert after["splits"]["train"]["sha256"] != before["splits"]["train"]["sha256"]  # train.pt holds the digests
+    assert after["splits"]["test"]["sha256"] == before["splits"]["test"]["sha256"]  # the other split is untouched
+    assert after["folder"]["content_sha256"] != before["folder"]["content_sha256"]
+    assert sha256_file(tmp_path / "after" / "info.json") != sha256_file(tmp_path / "before" / "info.json")
+    again = data.prepare("faces", settings, tmp_path / "again")
+    assert again["splits"] == after["splits"]  # the same pixels: the same files
+
+
+def test_an_image_edited_after_preparation_is_refused_when_read(tmp_path):
+    settings = noise_folder(tmp_path / "faces")
+    data.prepare("faces", settings, tmp_path / "out")
+    split = data.load_split(tmp_path / "out", "train")
+    split[1]  # readable as prepared
+    repaint(tmp_path / "faces" / split.files[1])
+    with pytest.raises(data.DataSourceError, match="has changed since .*train.pt was prepared"):
+        split[1]
+
+
+def test_editing_an_image_makes_snakemake_prepare_again_and_retrain(tmp_path, params):
+    from test_workflow import planned_jobs, snakemake, tiny_params
+
+    cfg = tiny_params(params)
+    cfg["datasets"]["faces"] = noise_folder(tmp_path / "faces", count=20)
+    cfg["training"]["faces_quick"] = dict(cfg["training"]["tiny"], steps=2, batch_size=4, log_every=1,
+                                          checkpoint_every=1)
+    cfg["studies"]["faces_study"] = {"title": "Faces", "dataset": "faces", "model": "tiny", "training": "faces_quick",
+                                     "quantizers": ["vq"], "codebook_sizes": [8], "code_dims": [4], "seeds": [0]}
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "params.yaml").write_text(yaml.safe_dump(cfg))
+    targets = ["runs/faces_study/faces/vq/K8_D4/seed0/ckpt.pt", "data/digits/info.json"]
+    built = snakemake(work, "--cores", "1", *targets)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    assert planned_jobs(snakemake(work, "-n", *targets)) == {}  # up to date
+
+    settings = json.loads((work / "data/faces/info.json").read_text())["settings"]
+    assert settings == cfg["datasets"]["faces"]  # the fingerprint steers Snakemake; it is no data setting
+    repaint(tmp_path / "faces" / "sub" / "4.png")
+    plan = snakemake(work, "-n", *targets)
+    assert planned_jobs(plan) == {"prepare_data": 1, "train_tokenizer": 1}, plan.stdout  # faces only, not digits
+    assert "dataset=faces" in plan.stdout and "dataset=digits" not in plan.stdout

@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 import sys
+import traceback
 
 import pytest
 import torch
@@ -93,6 +94,60 @@ def test_a_damaged_checkpoint_is_detected_and_never_used(trained, params, tmp_pa
                          "--settings", json.dumps(eval_cfg))
     assert result.returncode == 1
     assert "corrupt or truncated" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "m.json").exists()
+
+
+class _RunsACommand:
+    """A pickle that runs a shell command when unpickled (stands in for a malicious checkpoint)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def _untrusted_files(tmp_path, run):
+    """(name, bytes) of files that are not vqrepro tensor files; each gets a correct sidecar."""
+    import pickle
+
+    marker = tmp_path / "code_ran"
+    crafted_zip = tmp_path / "crafted.pt"
+    torch.save({"model": _RunsACommand(marker)}, crafted_zip)
+    whole = (run / "ckpt.pt").read_bytes()
+    return marker, {
+        "malicious_zip": crafted_zip.read_bytes(),
+        "malicious_pickle": pickle.dumps({"model": _RunsACommand(marker)}),
+        "truncated": whole[: len(whole) // 2],
+        "empty": b"",
+    }
+
+
+@pytest.mark.parametrize("kind", ["malicious_zip", "malicious_pickle", "truncated", "empty"])
+def test_a_file_with_a_matching_sidecar_that_vqrepro_did_not_write_is_refused_in_one_line(trained, params, tmp_path,
+                                                                                         kind):
+    data_dir, run, _ = trained
+    marker, files = _untrusted_files(tmp_path, run)
+    ckpt = tmp_path / "ckpt.pt"
+    ckpt.write_bytes(files[kind])
+    write_text(tmp_path / "ckpt.pt.sha256", io.sha256_file(ckpt) + "\n")  # a recomputed, matching checksum
+
+    with pytest.raises(io.CorruptFileError) as err:
+        load_tensors(ckpt)
+    message = str(err.value)
+    assert "not a vqrepro tensor file" in message and "delete it" in message and str(ckpt) in message
+    assert "weights_only" not in message and "\n" not in message
+    shown = "".join(traceback.format_exception(err.value))  # what a Python caller would see
+    assert "weights_only" not in shown  # torch's advice to switch the safety off is not chained on either
+
+    eval_cfg = {**params["evaluation"], "weights": params["weights"], "metrics": ["mse"]}
+    result = vqrepro_cli("evaluate", "--ckpt", str(ckpt), "--data", str(data_dir), "--out", str(tmp_path / "m.json"),
+                         "--settings", json.dumps(eval_cfg))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"vqrepro evaluate: error: {message}"]  # one line, no traceback, no warning
+    assert not marker.exists()  # the crafted pickle never ran
     assert not (tmp_path / "m.json").exists()
 
 

@@ -43,7 +43,9 @@ def test_killed_job_resumes_to_the_same_result(tmp_path, params, digits_dir, met
     reference = train_tokenizer(settings, digits_dir, tmp_path / "reference")
 
     out = tmp_path / "killed"
-    kill_after_first_checkpoint_then_rerun(train_cmd(settings, digits_dir, out), out, "ckpt.pt", 400)
+    # The rule's outputs: Snakemake deletes them when the killed job fails, the log among them.
+    kill_after_first_checkpoint_then_rerun(train_cmd(settings, digits_dir, out), out, "ckpt.pt", 400,
+                                           rule_outputs=("ckpt.pt", "ckpt.pt.sha256", "train_log.csv"))
 
     a, b = load_tensors(reference)["model"], load_tensors(out / "ckpt.pt")["model"]
     for name in a:
@@ -53,7 +55,8 @@ def test_killed_job_resumes_to_the_same_result(tmp_path, params, digits_dir, met
     m_res = evaluate_tokenizer(out / "ckpt.pt", digits_dir, tmp_path / "res.json", eval_cfg)["metrics"]
     assert m_ref == m_res
     log_steps = [int(line.split(",")[0]) for line in (out / "train_log.csv").read_text().splitlines()[1:]]
-    assert log_steps == sorted(set(log_steps)) and log_steps[-1] == 400  # no duplicated rows after resume
+    assert log_steps == list(range(5, 401, 5))  # every logged step once: none lost with the deleted log, none twice
+    assert (out / "train_log.csv").read_text() == (reference.parent / "train_log.csv").read_text()
 
 
 def test_resume_file_from_other_settings_is_ignored(tmp_path, params, digits_dir):

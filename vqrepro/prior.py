@@ -96,7 +96,7 @@ def train_prior(settings: dict, tokens_path: str | Path, out_dir: str | Path, se
     state = resume(resume_path, digest, model, optimizer)
     start, snapshots = (state["step"], state["snapshots"]) if state else (0, {})
 
-    log = TrainLog(out_dir / "prior_log.csv", start)
+    log = TrainLog(out_dir / "prior_log.csv", state)
     steps, batch_size = settings["steps"], settings["batch_size"]
     model.train()
     began = time.time()
@@ -116,7 +116,7 @@ def train_prior(settings: dict, tokens_path: str | Path, out_dir: str | Path, se
             snapshots[str(done)] = {name: t.detach().clone() for name, t in model.state_dict().items()}
         if done % settings["checkpoint_every"] == 0 and done < steps:
             log.flush()
-            save_resume(resume_path, digest, model, optimizer, done, snapshots=snapshots)
+            save_resume(resume_path, digest, model, optimizer, done, snapshots=snapshots, log_rows=log.rows)
     log.flush()
     snapshots[str(steps)] = model.state_dict()
     save_tensors(final_path, {

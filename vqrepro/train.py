@@ -143,14 +143,22 @@ def learning_rate(cfg: dict, step: int, steps_per_epoch: int) -> float:
 
 
 class TrainLog:
-    """CSV of losses, usage and perplexity over steps; rows past a resumed step are dropped."""
+    """CSV of losses, usage and perplexity over steps, rebuilt from resume.pt after a restart.
 
-    def __init__(self, path: Path, resume_step: int):
+    The rows up to a checkpoint travel inside resume.pt under ``key`` (``save_resume(..., log_rows=log.rows)``):
+    Snakemake deletes a failed job's outputs, the CSV among them, but resume.pt is no output.
+    """
+
+    def __init__(self, path: Path, resumed: dict | None, key: str = "log_rows"):
         self.path = path
         self.rows: list[dict] = []
-        if resume_step > 0 and path.exists():
+        if resumed is None:
+            return
+        if key in resumed:
+            self.rows = [dict(row) for row in resumed[key]]
+        elif path.exists():  # a resume.pt written before the rows were kept in it
             with open(path, newline="") as handle:
-                self.rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= resume_step]
+                self.rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= resumed["step"]]
 
     def add(self, row: dict) -> None:
         self.rows.append(row)
@@ -188,8 +196,8 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
     state = resume(resume_path, digest, model, optimizer, codebook_optimizer)
     start = state["step"] if state else 0
 
-    log = TrainLog(out_dir / "train_log.csv", start)
-    curve = TrainLog(out_dir / "convergence.csv", start)
+    log = TrainLog(out_dir / "train_log.csv", state)
+    curve = TrainLog(out_dir / "convergence.csv", state, key="curve_rows")
     eval_every = cfg.get("eval_every", 0)
     test_split = load_split(data_dir, "test") if eval_every else None
     steps_per_epoch = len(train_split) // cfg["batch_size"]
@@ -244,7 +252,8 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
         if done % cfg["checkpoint_every"] == 0 and done < steps:
             log.flush()
             curve.flush()
-            save_resume(resume_path, digest, model, optimizer, done, codebook_optimizer)
+            save_resume(resume_path, digest, model, optimizer, done, codebook_optimizer, log_rows=log.rows,
+                        curve_rows=curve.rows)
     log.flush()
     curve.flush()
     if not curve.rows:  # eval_every 0: no snapshots asked for, but the rule's output exists

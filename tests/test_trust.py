@@ -98,11 +98,11 @@ def test_convergence_report_says_whether_a_schedule_stops_after_settling(tmp_pat
         keys.append({"quantizer": quantizer, "codebook_size": 1024, "code_dim": 64, "seed": 0})
     build_convergence_report("conv", "Convergence", files, keys, tmp_path / "results",
                              {"long_enough": 1000, "too_short": 500}, "mini")
-    md = (tmp_path / "results" / "tables" / "conv_convergence.md").read_text()
+    md = (tmp_path / "results" / "tables" / "conv_over_steps.md").read_text()
     assert "| nsvq | 1024 | 64 | 20.0 | 60.0 | 78.0 | 79.0 | 750 |" in md
     assert "`long_enough`: 1000 steps; settled: yes" in md
     assert "`too_short`: 500 steps; settled: no: 750 steps needed" in md
-    assert (tmp_path / "results" / "figures" / "conv_convergence.png").stat().st_size > 0
+    assert (tmp_path / "results" / "figures" / "conv_over_steps.png").stat().st_size > 0
 
 
 def test_a_miss_shows_its_diagnosis_or_says_none_was_recorded():

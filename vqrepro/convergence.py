@@ -7,14 +7,14 @@ curve of a long run at step N is the state a run of N steps ends in, so one long
 per method shows where a shorter schedule would stop.
 
 Outputs, for study S:
-- results/tables/S_convergence.md: one row per quantizer (and K, D), training-split usage
+- results/tables/S_over_steps.md: one row per quantizer (and K, D), training-split usage
   at each measured step, the step from which usage stays within ``tolerance`` of its
   final value ("settled by"), and whether each study that trains with the same loop
   stops after that step;
-- results/tables/S_convergence.csv: every measurement, long format;
-- results/figures/S_convergence.{png,pdf}: usage (train solid, test dashed), perplexity
+- results/tables/S_over_steps.csv: every measurement, long format;
+- results/figures/S_over_steps.{png,pdf}: usage (train solid, test dashed), perplexity
   and MSE against steps, one colour per quantizer;
-- results/metrics/S_convergence.json: the settled step and final values per quantizer.
+- results/metrics/S_over_steps.json: the settled step and final values per quantizer.
 """
 from __future__ import annotations
 
@@ -101,11 +101,11 @@ def build_convergence_report(study: str, title: str, curve_files: list[str], key
             lines.append(f"- `{name}`: {their_steps} steps; settled: {verdict}")
         lines.append("")
     results = Path(results_dir)
-    write_text(results / "tables" / f"{study}_convergence.md", "\n".join(lines))
-    data.sort_values(group + ["seed", "split", "step"]).to_csv(results / "tables" / f"{study}_convergence.csv",
+    write_text(results / "tables" / f"{study}_over_steps.md", "\n".join(lines))
+    data.sort_values(group + ["seed", "split", "step"]).to_csv(results / "tables" / f"{study}_over_steps.csv",
                                                               index=False, float_format="%.6g")
-    write_json(results / "metrics" / f"{study}_convergence.json", metrics)
-    plot_convergence(mean_train, test, group, f"{title} ({scale} scale)", results / "figures" / f"{study}_convergence")
+    write_json(results / "metrics" / f"{study}_over_steps.json", metrics)
+    plot_convergence(mean_train, test, group, f"{title} ({scale} scale)", results / "figures" / f"{study}_over_steps")
     return mean_train
 
 

@@ -90,7 +90,7 @@ def study_reports(studies):
 
 def convergence_reports(studies):
     """Studies whose schedule measures whole splits along the way (training.eval_every) get a convergence report."""
-    return [f"results/tables/{study}_convergence.md" for study in studies
+    return [f"results/tables/{study}_over_steps.md" for study in studies
             if config["training"][config["studies"][study]["training"]].get("eval_every", 0)]
 
 

@@ -24,13 +24,13 @@ rule convergence_report:
     input:
         convergence_curves,
     output:
-        multiext("results/tables/{study}_convergence", ".md", ".csv"),
-        multiext("results/figures/{study}_convergence", ".png", ".pdf"),
-        "results/metrics/{study}_convergence.json",
+        multiext("results/tables/{study}_over_steps", ".md", ".csv"),
+        multiext("results/figures/{study}_over_steps", ".png", ".pdf"),
+        "results/metrics/{study}_over_steps.json",
     params:
         settings=convergence_json,
     log:
-        "logs/report/{study}_convergence.log",
+        "logs/report/{study}_over_steps.log",
     conda:
         "../envs/vqrepro.yaml"
     threads: 1

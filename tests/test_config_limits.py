@@ -1,6 +1,6 @@
 """Settings that cannot work are refused by the config check, before any job: sizes over the memory
 limit (estimated on the meta device, so the check itself allocates nothing), layer counts that would
-make the check slow."""
+make the check slow, claim thresholds and paper-number factors outside their metric's range."""
 import resource
 
 import pytest
@@ -117,3 +117,51 @@ def test_layer_counts_are_bounded_before_anything_is_built(params_copy, edit, ex
     """Each layer is built in a Python loop: 10^9 of them would hang the check itself."""
     edit(params_copy)
     assert expected in refusal(params_copy)
+
+
+# --------------------------------------------------------------------------- claims and paper numbers
+
+
+def claim(cfg, claim_id):
+    return next(c for c in cfg["claims"] if c["id"] == claim_id)
+
+
+def test_usage_thresholds_must_be_fractions(params_copy):
+    check = claim(params_copy, "cvq_full_usage")["check"]
+    assert check["all"][0] == {"row": {"quantizer": "cvq"}, "metric": "usage", "at_least": 0.95}
+    for value, shown in ((0, "0"), (95, "95"), (1.5, "1.5")):
+        check["all"][0]["at_least"] = value
+        message = refusal(params_copy)
+        assert (f"claims[0] (cvq_full_usage).check.all[0].at_least: {shown} cannot decide the claim: usage is a "
+                "fraction (95% is 0.95), so a threshold must be above 0 and at most 1") in message
+    check["all"][0]["at_least"] = 1
+    config.check(params_copy)  # "all codes in use" is a claim
+
+
+def test_thresholds_of_other_metrics_stay_in_their_range(params_copy):
+    rfid = next(c for c in params_copy["claims"] if c["check"].get("metric") == "rfid")
+    rfid["check"]["at_most"] = -1.0
+    assert "at_most: -1.0 cannot decide the claim: rfid is positive, so a threshold must be above 0" in refusal(params_copy)
+
+
+def test_usage_margin_must_be_a_fraction(params_copy):
+    comparison = next(c for c in params_copy["claims"] if "higher" in c["check"] and c["check"]["metric"] == "usage")
+    comparison["check"]["margin"] = 5
+    assert "margin: 5 can never separate two values of usage, a fraction (0 to 1)" in refusal(params_copy)
+
+
+@pytest.mark.parametrize("factor", [-1.0, 0, float("inf")])
+def test_paper_number_factor_must_be_positive(params_copy, factor):
+    params_copy["reproductions"]["cvq_fig1_usage"]["paper_numbers"]["metrics"]["usage"] = ["codebook_usage", factor]
+    assert ("reproductions.cvq_fig1_usage.paper_numbers.metrics.usage: the factor must be a positive number"
+            in refusal(params_copy))
+
+
+def test_percent_column_needs_the_percent_factor(params_copy):
+    """ste_collapse_prevention.csv prints usage in percent: factor 1.0 would compare 98 with our 0.98."""
+    metrics = params_copy["reproductions"]["ste_table1_collapse"]["paper_numbers"]["metrics"]
+    assert metrics["usage"] == ["active_pct", 0.01]
+    metrics["usage"] = ["active_pct", 1.0]
+    message = refusal(params_copy)
+    assert "reproductions.ste_table1_collapse.paper_numbers.metrics.usage: 'active_pct' times the factor 1 reaches" in message
+    assert "usage is a fraction (0 to 1) in our units; a column in percent needs the factor 0.01" in message

@@ -379,21 +379,32 @@ def _check_toys(config: dict, source: str) -> None:
             raise ConfigError(f"{source}: toys.{name}: {err}") from None
 
 
-def check_data_available(config: dict, studies: list[str], source: str, data_dir: str | Path = "data") -> None:
-    """A study that will run needs its data set: prepared already, bundled, or at a root on local disk."""
+def missing_data(config: dict, studies: list[str], source: str, data_dir: str | Path = "data") -> list[str]:
+    """One message per data set that a study in ``studies`` needs and this machine lacks: not prepared
+    already (data_dir/<name>/train.pt), not bundled, and no folder at its root."""
     bundled = {"sklearn_digits", "skimage_photos"}
+    messages, seen = [], set()
     for study in studies:
         name = config["studies"][study]["dataset"]
         dataset = config["datasets"][name]
-        if dataset["source"] in bundled or (Path(data_dir) / name / "train.pt").exists():
+        if name in seen or dataset["source"] in bundled or (Path(data_dir) / name / "train.pt").exists():
             continue
+        seen.add(name)
         root = dataset.get("root")
         if not root:
-            raise ConfigError(f"{source}: datasets.{name}.root is not set, and studies.{study} needs {name}; "
-                              f"set it to the folder that holds the data set (see README, 'Paper scale')")
-        if not Path(root).is_dir():
-            raise ConfigError(f"{source}: datasets.{name}.root: {root} is not a folder on this machine, and "
-                              f"studies.{study} needs {name}; point it at the data set's folder")
+            messages.append(f"{source}: datasets.{name}.root is not set, and studies.{study} needs {name}; "
+                            f"set it to the folder that holds the data set (see README, 'Paper scale')")
+        elif not Path(root).is_dir():
+            messages.append(f"{source}: datasets.{name}.root: {root} is not a folder on this machine, and "
+                            f"studies.{study} needs {name}; point it at the data set's folder")
+    return messages
+
+
+def check_data_available(config: dict, studies: list[str], source: str, data_dir: str | Path = "data") -> None:
+    """A study that will run needs its data set: prepared already, bundled, or at a root on local disk."""
+    missing = missing_data(config, studies, source, data_dir)
+    if missing:
+        raise ConfigError(missing[0])
 
 
 def paper_numbers_dir() -> Path:

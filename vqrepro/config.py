@@ -421,14 +421,29 @@ def check(config: dict, source: str = "params.yaml") -> dict:
 
 
 def load(path: str | Path = "params.yaml") -> dict:
+    """One file on its own, checked."""
+    from .layering import yaml_error_message
+
     path = Path(path)
     try:
         config = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        raise ConfigError(yaml_error_message(path, err)) from None
     return check(config, str(path))
+
+
+def load_layered(files: list[str | Path], base: str | Path = "params.yaml") -> tuple[dict, str]:
+    """params.yaml with ``files`` layered on it as ``snakemake --configfile`` does, checked;
+    returns (config, its name in messages, e.g. "params.yaml + configs/smoke.yaml")."""
+    from .layering import ConfigFileError, layered
+
+    try:
+        config, source = layered(files, base)
+    except ConfigFileError as err:
+        raise ConfigError(str(err)) from None
+    return check(config, source), source
 
 
 # --------------------------------------------------------------------------- the grid

@@ -194,7 +194,7 @@ def _memory_message(study_name: str, study: dict, preset: str, method: str, k: i
                 f"(its weights with their gradients and Adam state)")
     elif largest == "activations" and need.per_sample_activations > limit * GB:
         head = (f"models.{study['model']}: as studies.{study_name} uses it ({job}) one sample's feature maps "
-                f"alone need an estimated {gigabytes(need.per_sample_activations)}, and the batch {total}")
+                f"alone need an estimated {gigabytes(need.per_sample_activations)}, the whole job {total}")
     elif largest == "activations":
         head = (f"{batch_key}: batch {batch} needs an estimated {total} (feature maps kept for backward: "
                 f"{gigabytes(need.per_sample_activations)} per sample with models.{study['model']} on "

@@ -131,7 +131,7 @@ def _broken(spec, path, value):
     (("paper_numbers", "row_column"), KeyError, r"reproductions\.r\.paper_numbers\.row_column: missing"),
     (("paper_numbers", "axes"), {"codebook_size": "codebook_size"}, r"paper_numbers\.axes\.codebook_size: 'codebook_size' is not in reproductions\.r\.axes"),
     (("paper_numbers", "metrics", "mse"), ["mse", 1e-3], r"reproductions\.r\.paper_numbers\.metrics\.mse: 'mse' is not a column"),
-    (("paper_numbers", "metrics", "mse"), ["mse_1e-3", 0], r"paper_numbers\.metrics\.mse: the factor must be a nonzero number"),
+    (("paper_numbers", "metrics", "mse"), ["mse_1e-3", 0], r"paper_numbers\.metrics\.mse: the factor must be a positive number"),
     (("paper_numbers", "metrics", "usage"), ["perplexity", 1.0], r"paper_numbers\.metrics\.usage: 'usage' is not in reproductions\.r\.metrics"),
     (("paper_numbers", "tabel"), "x", r"reproductions\.r\.paper_numbers\.tabel: unknown key"),
     (("rows", "vq"), "VQ-VAE", r"reproductions\.r\.paper_numbers\.file: the paper row of reproductions\.r\.rows\.vq, \{method: 'VQ-VAE'\}"),

@@ -184,11 +184,33 @@ def test_paper_scale_config_plans_gpu_jobs(config, tmp_path):
     assert "scale: paper" in config.read_text()
 
 
-def test_paper_scale_config_without_its_data_is_a_clear_error(tmp_path):
+def without_local_data(tmp_path: Path) -> Path:
+    """A working directory with the repository's params.yaml and none of the paper data sets."""
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
-    result = subprocess.run([*SNAKEMAKE, "-n", "--directory", str(tmp_path), "--configfile",
-                             str(REPO / "configs" / "paper" / "cvq_cifar10.yaml")],
-                            capture_output=True, text=True, cwd=tmp_path, env=ENV)
+    return tmp_path
+
+
+NSVQ_CELEBAHQ = REPO / "configs" / "paper" / "nsvq_celebahq.yaml"
+CELEBAHQ_MISSING = ("datasets.celebahq.root: data_local/celebahq is not a folder on this machine, and "
+                    "studies.digits_nsvq_grid needs celebahq; point it at the data set's folder")
+
+
+def test_paper_scale_dry_run_plans_without_its_data_and_warns(tmp_path):
+    workdir = without_local_data(tmp_path)
+    result = snakemake(workdir, "-n", "--configfile", str(NSVQ_CELEBAHQ))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"vqrepro: warning: params.yaml (with any --configfile overrides): {CELEBAHQ_MISSING}" in result.stderr
+    jobs = planned_jobs(result)
+    assert jobs["train_tokenizer"] > 0 and jobs["prepare_data"] == 1
+    assert not (workdir / "data").exists()
+
+
+def test_paper_scale_real_run_without_its_data_stops_before_any_job(tmp_path):
+    workdir = without_local_data(tmp_path)
+    # the target first: --configfile takes every name after it
+    result = snakemake(workdir, "data/celebahq/info.json", "--cores", "1", "--configfile", str(NSVQ_CELEBAHQ))
     assert result.returncode != 0
-    assert ("datasets.cifar10.root: data_local/cifar10 is not a folder on this machine, and studies.photo_recon "
-            "needs cifar10; point it at the data set's folder") in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert f"vqrepro: invalid configuration: params.yaml (with any --configfile overrides): {CELEBAHQ_MISSING}" in output
+    assert "warning" not in output and "rule prepare_data" not in output
+    assert not (workdir / "data").exists() and not (workdir / "logs").exists()

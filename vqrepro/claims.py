@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .compare import AXES, display, norm_value
+from .compare import AXES, FRACTION_METRICS, display, norm_value
 
 STATUSES = ("reproduced", "not reproduced", "not measurable here")
 CLAIM_KEYS = ("id", "paper", "statement", "reproduction", "check", "measurable_at", "why_not_here", "diagnosis")
@@ -54,6 +54,14 @@ THRESHOLD_OPS = {"at_least": ">=", "at_most": "<=", "above": ">", "below": "<"}
 SELECTOR_COLUMNS = ("row", "quantizer", *AXES)
 TRENDS = ("increasing", "decreasing")
 UNIT_SUFFIX = {"mse": "e-3", "usage": "%", "usage_train": "%", "accuracy": "%"}
+# The thresholds that can decide something, in our raw units: (lowest, highest, lowest allowed
+# itself, what the metric is). A usage "at_least: 0" always holds, "at_least: 95" never does.
+THRESHOLD_RANGES = {
+    **{m: (0.0, 1.0, False, f"{m} is a fraction (95% is 0.95)") for m in FRACTION_METRICS},
+    "ssim": (-1.0, 1.0, True, "SSIM lies between -1 and 1"),
+    "perplexity": (1.0, math.inf, True, "perplexity is at least 1 (a single code in use)"),
+    **{m: (0.0, math.inf, False, f"{m} is positive") for m in ("mse", "lpips", "rfid")},
+}
 
 
 # --------------------------------------------------------------------------- validation
@@ -89,6 +97,15 @@ def _check_keys(where: str, cond: dict, allowed: set[str], kind: str) -> None:
     extra = sorted(set(cond) - allowed)
     if extra:
         raise ValueError(f"{where}.{extra[0]}: not a key of a {kind} condition; its keys are {sorted(allowed)}")
+
+
+def _check_threshold_range(where: str, metric: str, value: float) -> None:
+    if metric not in THRESHOLD_RANGES:
+        return
+    low, high, low_allowed, what = THRESHOLD_RANGES[metric]
+    if not (low <= value <= high) or (value == low and not low_allowed):
+        bounds = (f"{'at least' if low_allowed else 'above'} {low:g}" + (f" and at most {high:g}" if high < math.inf else ""))
+        raise ValueError(f"{where}: {value!r} cannot decide the claim: {what}, so a threshold must be {bounds}")
 
 
 def _check_condition(where: str, cond, spec: dict, repro: str) -> None:
@@ -128,6 +145,9 @@ def _check_condition(where: str, cond, spec: dict, repro: str) -> None:
             _check_selector(f"{where}.{op}[{i}]", sel, spec)
         if "margin" in cond and not (_is_number(cond["margin"]) and cond["margin"] >= 0):
             raise ValueError(f"{where}.margin: expected a number >= 0 in the metric's raw units")
+        if cond["metric"] in FRACTION_METRICS and cond.get("margin", 0) >= 1:
+            raise ValueError(f"{where}.margin: {cond['margin']} can never separate two values of {cond['metric']}, "
+                             "a fraction (0 to 1); give the gap as a fraction too (5 points is 0.05)")
         return
     if "trend" in cond or "along" in cond:
         _check_keys(where, cond, {"row", "metric", "along", "trend"}, "trend")
@@ -149,6 +169,7 @@ def _check_condition(where: str, cond, spec: dict, repro: str) -> None:
         _check_selector(f"{where}.row", cond.get("row"), spec)
         if not _is_number(cond[ops[0]]):
             raise ValueError(f"{where}.{ops[0]}: expected a number in the metric's raw units")
+        _check_threshold_range(f"{where}.{ops[0]}", cond["metric"], cond[ops[0]])
         return
     raise ValueError(f"{where}: unknown condition {sorted(cond)}; the kinds are all, any, best, a threshold "
                      f"({', '.join(THRESHOLD_OPS)}), a comparison (higher, lower) and a trend (along + trend)")

@@ -34,11 +34,14 @@ def _json(text: str) -> dict:
 def cmd_validate(args) -> None:
     from . import config
 
-    cfg = config.load(args.params)
+    files = ([args.params] if args.params else []) + args.configfiles
+    cfg, source = config.load_layered(files)
     jobs = sum(len(config.grid(cfg, s)) for s in cfg["run_studies"])
     priors = sum(len(config.generation_grid(cfg, s)) for s in cfg["run_generation_studies"])
-    print(f"{args.params}: valid; run_studies {cfg['run_studies']} have {jobs} tokenizer training jobs; "
+    print(f"{source}: valid; run_studies {cfg['run_studies']} have {jobs} tokenizer training jobs; "
           f"run_generation_studies {cfg['run_generation_studies']} have {priors} prior training jobs")
+    for message in config.missing_data(cfg, cfg["run_studies"], source):  # as a dry run warns: a real run stops
+        print(f"vqrepro validate: warning: {message}", file=sys.stderr)
 
 
 def cmd_prepare_data(args) -> None:
@@ -186,7 +189,10 @@ def cmd_toy(args) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="vqrepro", description="Reproduction pipeline for codebook collapse in VQ.")
+    p.add_argument("--version", action="version", version=f"vqrepro {__version__}")
     sub = p.add_subparsers(dest="verb", required=True)
 
     def job(name: str, func, help_: str) -> argparse.ArgumentParser:
@@ -198,8 +204,12 @@ def parser() -> argparse.ArgumentParser:
         q.add_argument("--threads", type=int, default=1, help="torch threads (the rule's threads:)")
         q.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
 
-    q = job("validate", cmd_validate, "check params.yaml and print the size of the grid")
-    q.add_argument("--params", default="params.yaml")
+    q = job("validate", cmd_validate, "check params.yaml (with config files layered on it) and print the size of the grid")
+    q.add_argument("configfiles", nargs="*", metavar="FILE",
+                   help="config files layered in order on ./params.yaml, as snakemake --configfile FILE ... does; "
+                        "a YAML syntax error is reported with its line and column")
+    q.add_argument("--params", default=None, metavar="FILE",
+                   help="one more config file, layered first (the older spelling of a FILE argument)")
     q = job("prepare-data", cmd_prepare_data, "write data/<name>/{train,test}.pt")
     q.add_argument("--name", required=True)
     q.add_argument("--settings", type=_json, required=True)
@@ -294,6 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     from .io import CorruptFileError
     from .train import NonFiniteLossError
 
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:  # no verb: show what there is rather than argparse's one-line complaint
+        parser().print_help()
+        return 2
     args = parser().parse_args(argv)
     try:
         args.func(args)

@@ -18,7 +18,7 @@ Spec keys read here::
       row_column:  method                              # CSV column holding the string rows' labels
       axes:        {our_axis: csv_column}              # each summary row also matches on these
       aliases:     {csv_column: {printed: meant}}      # e.g. {codebook_size: {8912: 8192}}
-      metrics:     {ours: [csv_column, factor]}        # paper value * factor = our raw units
+      metrics:     {ours: [csv_column, factor]}        # paper value * factor (> 0) = our raw units
 
 Values are matched after :func:`norm_value`: ``"0"``, ``0`` and ``0.0`` are equal; other text compares as
 stripped strings. The CSVs are read as text with no NA guessing, so a cell reading ``None`` (the
@@ -47,6 +47,8 @@ DISPLAY = {
     "accuracy": ("Accuracy (%)", 100.0, 1),
 }
 NOT_REPORTED = "—"
+# Our metrics that are fractions (0 to 1) in our raw units; papers often print them as percentages.
+FRACTION_METRICS = ("usage", "usage_train", "accuracy")
 
 
 # --------------------------------------------------------------------------- values
@@ -202,9 +204,10 @@ def check_paper_numbers(name: str, spec: dict, paper_dir: Path) -> None:
         if not (isinstance(entry, list | tuple) and len(entry) == 2):
             raise ValueError(f"{_key(name, key)}: expected [CSV column, factor], got {entry!r}")
         need_column(key, entry[0])
-        if isinstance(entry[1], bool) or not isinstance(entry[1], int | float) or entry[1] == 0:
-            raise ValueError(f"{_key(name, key)}: the factor must be a nonzero number "
-                             f"(paper value * factor = our raw units), got {entry[1]!r}")
+        factor = entry[1]
+        if isinstance(factor, bool) or not isinstance(factor, int | float) or not (0 < factor < math.inf):
+            raise ValueError(f"{_key(name, key)}: the factor must be a positive number "
+                             f"(paper value * factor = our raw units, e.g. 0.01 for a percentage), got {factor!r}")
     rows = spec.get("rows") or {}
     if any(isinstance(r, str) for r in rows.values()):
         if not pn.get("row_column"):
@@ -216,6 +219,7 @@ def check_paper_numbers(name: str, spec: dict, paper_dir: Path) -> None:
     base = _matches(norm, where)
     if not base.any():
         raise ValueError(f"{_key(name, 'where')}: {_describe(where)} matches no row of {pn['file']}")
+    _check_fraction_units(name, pn, table[base])
     axis_cols = list(axes.values())
     for preset, row in rows.items():
         if not isinstance(row, str | dict):
@@ -239,6 +243,20 @@ def check_paper_numbers(name: str, spec: dict, paper_dir: Path) -> None:
                              f"{name}.rows.{preset}, {_describe(criteria)}, matches several rows of {pn['file']} "
                              f"that {'paper_numbers.axes' if axis_cols else 'nothing'} tells apart: "
                              f"{_rows_text(table, hits)}; narrow it with where or axes")
+
+
+def _check_fraction_units(name: str, pn: dict, rows: pd.DataFrame) -> None:
+    """A fraction metric's paper values, converted, must lie in [0, 1]: a percentage column mapped
+    with factor 1.0 would otherwise compare 98.4 with our 0.984."""
+    for metric, (column, factor) in pn["metrics"].items():
+        if metric not in FRACTION_METRICS:
+            continue
+        values = [v for v in (_float(cell) * factor for cell in rows[column]) if not math.isnan(v)]
+        if values and not all(0 <= v <= 1 for v in values):
+            worst = max(values, key=lambda v: abs(v - 0.5))
+            raise ValueError(f"{_key(name, f'metrics.{metric}')}: {column!r} times the factor {factor:g} reaches "
+                             f"{worst:g}, but {metric} is a fraction (0 to 1) in our units; a column in percent "
+                             "needs the factor 0.01")
 
 
 # --------------------------------------------------------------------------- the table

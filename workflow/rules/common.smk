@@ -7,12 +7,27 @@ from types import SimpleNamespace
 
 from vqrepro import config as vqconfig
 
+CONFIG_SOURCE = "params.yaml (with any --configfile overrides)"
+
+
+def is_dry_run():
+    """True under -n/--dry-run. workflow.dryrun is only set once execution starts (it is always
+    False while the Snakefile is parsed); the output settings carry --dry-run from the start."""
+    return bool(getattr(workflow.output_settings, "dryrun", False))
+
+
 config.setdefault("scale", "mini")
 try:
-    vqconfig.check(config, "params.yaml (with any --configfile overrides)")
-    vqconfig.check_data_available(config, config["run_studies"], "params.yaml (with any --configfile overrides)")
+    vqconfig.check(config, CONFIG_SOURCE)
 except vqconfig.ConfigError as err:
     sys.exit(f"vqrepro: invalid configuration: {err}")
+# A dry run shows the plan of a paper config on a machine without its data; a real run stops here.
+missing_data = vqconfig.missing_data(config, config["run_studies"], CONFIG_SOURCE)
+if missing_data and is_dry_run():
+    for message in missing_data:
+        print(f"vqrepro: warning: {message} (dry run: planned anyway; a real run stops here)", file=sys.stderr)
+elif missing_data:
+    sys.exit(f"vqrepro: invalid configuration: {missing_data[0]}")
 
 
 

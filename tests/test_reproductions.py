@@ -52,7 +52,7 @@ def test_pivoted_table_keeps_the_papers_row_order_and_one_column_group_per_k(par
     results = build(cfg, "nsvq_table2", tmp_path, usage=lambda k: 64 / k.codebook_size / (1 + k.seed))
     table = (results / "tables" / "nsvq_table2.md").read_text()
     header = next(line for line in table.splitlines() if line.startswith("| Method"))
-    assert header.startswith("| Method | Seeds | rFID K=64 | Usage (%) K=64 | MSE (1e-3) K=64 | rFID K=1024 |")
+    assert header.startswith("| Method | Seeds | rFID K=64 | Usage (%) K=64 | Usage, train (%) K=64 | MSE (1e-3) K=64 | rFID K=1024 |")
     rows = [line.split(" | ")[0].lstrip("| ") for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert rows == ["VQGAN-FC", "VQVAE2", "VQGAN-EMA", "SimVQ", "NS-VQ", "TransVQ"]  # params.yaml's order = the paper's
     # usage at K=64 is 100% for seed 0 and 50% for seed 1: mean 75.0 ± 35.4

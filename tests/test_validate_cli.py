@@ -20,7 +20,7 @@ def vqrepro(*args: str, cwd=REPO) -> subprocess.CompletedProcess:
 
 def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
     broken = tmp_path / "broken.yaml"
-    broken.write_text("scale: paper\nstudies:\n  photo_recon: {seeds: [0]\n  digits_cvq_size: {seeds: [0]}\n")
+    broken.write_text("scale: paper\nstudies:\n  photo_recon: {seeds: [0]\n  mnist_cvq_size: {seeds: [0]}\n")
     result = vqrepro("validate", str(broken))
     assert result.returncode == 1
     assert result.stderr == (f"vqrepro validate: error: {broken}, line 4, column 3: not valid YAML: expected ',' or '}}', "
@@ -32,7 +32,7 @@ def test_smoke_config_is_layered_on_params_yaml():
         result = vqrepro("validate", *args)
         assert result.returncode == 0, result.stderr
         assert result.stdout.startswith("params.yaml + configs/smoke.yaml: valid; ")
-        assert "have 59 tokenizer training jobs" in result.stdout  # the smoke grid, not the mini one (267)
+        assert "have 69 tokenizer training jobs" in result.stdout  # the smoke grid, not the mini one (267)
 
 
 def test_files_layer_in_order_and_errors_name_the_layers(tmp_path):

@@ -33,7 +33,7 @@ def test_a_vq_classifier_learns_digits_and_reports_accuracy_and_usage(params, di
     assert load_tensors(ckpt)["num_classes"] == 10
     result = evaluate_tokenizer(ckpt, digits_dir, tmp_path / "metrics.json", {"batch_size": 128})
     metrics = result["metrics"]
-    assert set(metrics) == {"accuracy", "usage", "perplexity"}
+    assert set(metrics) == {"accuracy", "usage", "perplexity", "usage_train", "perplexity_train"}
     assert metrics["accuracy"] > 0.5  # chance is 0.1; 150 steps of a small CNN
     assert 0 < metrics["usage"] <= 1 and metrics["perplexity"] >= 1
     log = (tmp_path / "run" / "train_log.csv").read_text().splitlines()

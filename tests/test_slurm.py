@@ -56,6 +56,7 @@ def smallest_full_dag(params: dict) -> dict:
     # Equal threads per job in both runs (1 here): CPU results are bit-identical only for equal threads.
     cfg["compute"] = {"threads_per_job": 1, "gpus_per_job": 0}
     cfg["studies"]["tiny"].update(codebook_sizes=[16], seeds=[0])  # vq and ema: 2 tokenizers
+    cfg["training"]["tiny"]["eval_every"] = 10  # whole-split measurements, so the convergence report runs too
     cfg["generation_studies"]["tiny_generation"].update(quantizers=["vq"], priors=["gpt_mini"])
     # One paper table (and so the claims rule) and one toy, so that every rule runs through SLURM.
     cfg["reproductions"] = {"tiny_table": {"paper": "Test", "reproduces": "a paper table", "study": "tiny",

@@ -10,20 +10,15 @@ from vqrepro import data
 from vqrepro.claims import NO_DIAGNOSIS, evaluate_claim
 from vqrepro.convergence import build_convergence_report, settled_step
 from vqrepro.evaluate import evaluate_tokenizer
+from test_train import tiny_settings as train_settings
 from vqrepro.train import learning_rate, train_tokenizer
 
 
-def tiny_settings(params, **training):
-    return {
-        "dataset": "digits",
-        "quantizer": dict(params["quantizers"]["vq"]),
-        "model": dict(params["models"]["mini_digits"], hidden_channels=16, residual_channels=8),
-        "training": {**params["training"]["digits_mini"], "steps": 20, "batch_size": 32, "log_every": 5,
-                     "checkpoint_every": 10, **training},
-        "codebook_size": 16,
-        "code_dim": 4,
-        "seed": 0,
-    }
+def tiny_settings(params, steps=20, **training):
+    """test_train's tiny run, with extra loop settings (grad_clip_norm, eval_every, ...)."""
+    settings = train_settings(params, steps=steps, checkpoint_every=10)
+    settings["training"].update(training)
+    return settings
 
 
 @pytest.fixture(scope="module")

@@ -174,7 +174,7 @@ def test_status_came_from_squeue_not_sacct(runs):
 def test_tables_equal_the_local_run(runs):
     local, _, slurm, _ = runs
     local_tables = sorted(p.name for p in (local / "results" / "tables").glob("*.csv"))
-    assert local_tables == ["tiny.csv", "tiny_generation.csv", "tiny_table.csv"]
+    assert local_tables == ["tiny.csv", "tiny_generation.csv", "tiny_over_steps.csv", "tiny_table.csv"]
     assert sorted(p.name for p in (slurm / "results" / "tables").glob("*.csv")) == local_tables
     for name in local_tables:
         assert (slurm / "results" / "tables" / name).read_text() == (local / "results" / "tables" / name).read_text(), name

@@ -64,14 +64,22 @@ def cmd_evaluate(args) -> None:
     print(json.dumps(result["metrics"]))
 
 
-def cmd_report(args) -> None:
-    from . import config, report
+def _study_runs(name: str, study: dict, runs_dir: str, filename: str) -> tuple[list[str], list[dict]]:
+    """The ``filename`` of every grid point of one study, and each point's identity as a table row."""
+    from . import config
 
-    study = args.settings
-    keys = config.grid({"studies": {args.study: study}}, args.study)
-    files = [str(Path(args.runs) / k.path / "metrics.json") for k in keys]
+    keys = config.grid({"studies": {name: study}}, name)
+    files = [str(Path(runs_dir) / k.path / filename) for k in keys]
     rows = [{"quantizer": k.quantizer, "codebook_size": k.codebook_size, "code_dim": k.code_dim, "seed": k.seed}
             | ({"batch_size": k.batch_size} if k.batch_size is not None else {}) for k in keys]
+    return files, rows
+
+
+def cmd_report(args) -> None:
+    from . import report
+
+    study = args.settings
+    files, rows = _study_runs(args.study, study, args.runs, "metrics.json")
     report.build_study_report(args.study, study["title"], files, rows, args.results, allow_missing=args.allow_missing)
 
 
@@ -137,14 +145,11 @@ def cmd_quantizers(args) -> None:
 
 
 def cmd_convergence(args) -> None:
-    from . import config, convergence
+    from . import convergence
 
     settings = args.settings
     study = settings["study"]
-    keys = config.grid({"studies": {args.study: study}}, args.study)
-    files = [str(Path(args.runs) / k.path / "convergence.csv") for k in keys]
-    rows = [{"quantizer": k.quantizer, "codebook_size": k.codebook_size, "code_dim": k.code_dim, "seed": k.seed}
-            for k in keys]
+    files, rows = _study_runs(args.study, study, args.runs, "convergence.csv")
     convergence.build_convergence_report(args.study, study["title"], files, rows, args.results,
                                          settings["followers"], settings["scale"])
 
@@ -198,6 +203,14 @@ def parser() -> argparse.ArgumentParser:
     def job(name: str, func, help_: str) -> argparse.ArgumentParser:
         q = sub.add_parser(name, help=help_)
         q.set_defaults(func=func)
+        return q
+
+    def report_job(name: str, func, help_: str, settings_help: str) -> argparse.ArgumentParser:
+        """A verb that reads run folders and writes results/: --settings, --runs, --results."""
+        q = job(name, func, help_)
+        q.add_argument("--settings", type=_json, required=True, help=settings_help)
+        q.add_argument("--runs", default="runs")
+        q.add_argument("--results", default="results")
         return q
 
     def device_args(q: argparse.ArgumentParser) -> None:
@@ -261,25 +274,16 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--classifier-metrics", required=True)
     q.add_argument("--runs", default="runs")
     q.add_argument("--results", default="results")
-    q = job("report", cmd_report, "tables and figures of one study")
+    q = report_job("report", cmd_report, "tables and figures of one study", "the study's definition")
     q.add_argument("--study", required=True)
-    q.add_argument("--settings", type=_json, required=True, help="the study's definition")
-    q.add_argument("--runs", default="runs")
-    q.add_argument("--results", default="results")
     q.add_argument("--allow-missing", action="store_true",
                    help="report a study whose grid is incomplete, marking missing grid points (after --keep-going)")
-    q = job("convergence", cmd_convergence, "usage, perplexity and MSE against steps of one study (convergence.csv)")
+    q = report_job("convergence", cmd_convergence, "usage, perplexity and MSE against steps of one study (convergence.csv)",
+                   "{study: definition, followers: {study: steps} trained with the same loop, scale: str}")
     q.add_argument("--study", required=True)
-    q.add_argument("--settings", type=_json, required=True,
-                   help="{study: definition, followers: {study: steps} trained with the same loop, scale: str}")
-    q.add_argument("--runs", default="runs")
-    q.add_argument("--results", default="results")
-    q = job("reproduce", cmd_reproduce, "one paper table/figure from its study's runs, with the paper comparison")
+    q = report_job("reproduce", cmd_reproduce, "one paper table/figure from its study's runs, with the paper comparison",
+                   "{reproduction: spec, study: definition, scale: str, setting: one-line description}")
     q.add_argument("--name", required=True)
-    q.add_argument("--settings", type=_json, required=True,
-                   help="{reproduction: spec, study: definition, scale: str, setting: one-line description}")
-    q.add_argument("--runs", default="runs")
-    q.add_argument("--results", default="results")
     q.add_argument("--paper-numbers", default=None, help="folder of the published tables (default: the package's vqrepro/paper_numbers)")
     q = job("claims", cmd_claims, "check the papers' claims on the built reproductions; index the comparisons")
     q.add_argument("--settings", type=_json, required=True, help="{claims, reproductions, order, built, scale}")

@@ -81,3 +81,23 @@ def test_training_log_records_losses_usage_and_perplexity(tmp_path, params, digi
     train_tokenizer(tiny_settings(params, steps=20), digits_dir, tmp_path)
     header = (tmp_path / "train_log.csv").read_text().splitlines()[0].split(",")
     assert {"step", "loss", "recon", "commit", "codebook", "batch_usage", "batch_perplexity"} <= set(header)
+
+
+def test_train_with_evaluate_writes_the_metrics_a_separate_evaluation_writes(tmp_path, params, digits_dir):
+    """The rule trains and evaluates in one process; the numbers equal those of the evaluate verb run apart."""
+    import subprocess
+
+    settings = tiny_settings(params, steps=40, checkpoint_every=20)
+    eval_cfg = {**params["evaluation"], "weights": params["weights"]}
+    out = tmp_path / "run"
+    joined = subprocess.run(train_cmd(settings, digits_dir, out) + ["--evaluate", json.dumps(eval_cfg),
+                                                                     "--metrics", str(out / "metrics.json")],
+                            capture_output=True, text=True)
+    assert joined.returncode == 0, joined.stderr[-2000:]
+    apart = subprocess.run([sys.executable, "-m", "vqrepro", "evaluate", "--ckpt", str(out / "ckpt.pt"),
+                            "--settings", json.dumps(eval_cfg), "--data", str(digits_dir),
+                            "--out", str(tmp_path / "apart.json"), "--threads", "1"], capture_output=True, text=True)
+    assert apart.returncode == 0, apart.stderr[-2000:]
+    together, alone = (json.loads(p.read_text()) for p in (out / "metrics.json", tmp_path / "apart.json"))
+    assert together["metrics"] == alone["metrics"] and together["metrics"]["usage"] > 0
+    assert together["missing"] == alone["missing"] and together["tokens"] == alone["tokens"]

@@ -54,7 +54,13 @@ def cmd_prepare_data(args) -> None:
 def cmd_train(args) -> None:
     from .train import train_tokenizer
 
-    train_tokenizer(args.settings, args.data, args.out, threads=args.threads, device=args.device)
+    if (args.evaluate is None) != (args.metrics is None):
+        raise SystemExit("vqrepro train: error: --evaluate and --metrics go together (evaluation settings, metrics.json path)")
+    ckpt = train_tokenizer(args.settings, args.data, args.out, threads=args.threads, device=args.device)
+    if args.evaluate is not None:  # in the same process: a second job would pay the torch import again
+        from .evaluate import evaluate_tokenizer
+
+        evaluate_tokenizer(ckpt, args.data, args.metrics, args.evaluate, threads=args.threads, device=args.device)
 
 
 def cmd_evaluate(args) -> None:
@@ -235,6 +241,10 @@ def parser() -> argparse.ArgumentParser:
         device_args(q)
         if name == "evaluate":
             q.add_argument("--ckpt", required=True)
+        else:
+            q.add_argument("--evaluate", type=_json, default=None, metavar="SETTINGS",
+                           help="evaluation settings: evaluate the trained tokenizer in the same process")
+            q.add_argument("--metrics", default=None, help="where the evaluation goes (with --evaluate)")
     q = job("encode-tokens", cmd_encode_tokens, "write the token grids of one split for one tokenizer")
     q.add_argument("--ckpt", required=True)
     q.add_argument("--data", required=True)
@@ -303,10 +313,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     pin_cpu_kernels()
-    from .config import ConfigError
-    from .data import DataSourceError
-    from .io import CorruptFileError
-    from .train import NonFiniteLossError
+    from .errors import USER_ERRORS
 
     argv = sys.argv[1:] if argv is None else argv
     if not argv:  # no verb: show what there is rather than argparse's one-line complaint
@@ -315,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, DataSourceError, CorruptFileError, NonFiniteLossError, FileNotFoundError) as err:
+    except USER_ERRORS as err:
         print(f"vqrepro {args.verb}: error: {err}", file=sys.stderr)
         return 1
     return 0

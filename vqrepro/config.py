@@ -21,8 +21,7 @@ import yaml
 SCHEMA_PATH = Path(__file__).with_name("params.schema.yaml")
 
 
-class ConfigError(ValueError):
-    """params.yaml (or an override) is invalid; the message names the key."""
+from .errors import ConfigError  # noqa: E402  (re-exported: vqrepro.config.ConfigError)
 
 
 def _key(path) -> str:

@@ -35,8 +35,7 @@ LOCAL_LAYOUTS = {
 }
 
 
-class DataSourceError(RuntimeError):
-    """A data set cannot be prepared from the configured source."""
+from .errors import DataSourceError  # noqa: E402  (re-exported: vqrepro.data.DataSourceError)
 
 
 # --------------------------------------------------------------------------- preparation

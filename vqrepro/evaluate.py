@@ -102,8 +102,8 @@ def evaluate_tokenizer(ckpt: str | Path, data_dir: str | Path, out: str | Path, 
     batch_size = eval_cfg["batch_size"]
     for start in range(0, len(test), batch_size):
         x = test.batch(torch.arange(start, min(start + batch_size, len(test)))).to(dev)
-        recon, quantized = model(x * 2.0 - 1.0)
-        recon01 = ((recon + 1.0) / 2.0).clamp(0.0, 1.0)
+        recon, quantized = model(model.images_in(x))
+        recon01 = model.images_out(recon)
         counts += torch.bincount(quantized.indices.flatten().cpu(), minlength=k)
         mse.add(metrics.mse_per_image(recon01, x))
         psnr.add(metrics.psnr_per_image(recon01, x))
@@ -144,7 +144,7 @@ def evaluate_classifier(model, settings: dict, test, data_dir: str | Path, out: 
     correct = 0
     for start in range(0, len(test), eval_cfg["batch_size"]):
         idx = torch.arange(start, min(start + eval_cfg["batch_size"], len(test)))
-        logits, quantized = model(test.batch(idx).to(dev) * 2.0 - 1.0)
+        logits, quantized = model(model.images_in(test.batch(idx).to(dev)))
         correct += int((logits.argmax(1).cpu() == test.labels[idx]).sum())
         counts += torch.bincount(quantized.indices.flatten().cpu(), minlength=k)
     on_train = measure_split(model, load_split(data_dir, "train"), eval_cfg["batch_size"], dev, with_mse=False)

@@ -61,7 +61,7 @@ def sample_prior(prior_path: str | Path, tokenizer_path: str | Path, settings: d
     for step in sorted(content["snapshots"], key=int):
         model = prior_at(content, dev, step)
         tokens = sample_tokens(model, settings, settings["num_samples"], seed, dev).view(-1, *grid)
-        images = ((tokenizer.decode_indices(tokens) + 1.0) / 2.0).clamp(0.0, 1.0)
+        images = tokenizer.images_out(tokenizer.decode_indices(tokens))
         samples[step] = {"tokens": tokens.cpu(), "images": to_uint8(images).cpu()}
     result = {"samples": samples, "final_step": max(samples, key=int), "codebook_size": content["codebook_size"]}
     save_tensors(out, result)

@@ -16,11 +16,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import torch
 
 
-class CorruptFileError(RuntimeError):
-    """A file does not match its recorded checksum, or is not a tensor file that vqrepro wrote."""
+from .errors import CorruptFileError  # noqa: E402  (re-exported: vqrepro.io.CorruptFileError)
 
 
 def _atomic(path: Path, write) -> None:
@@ -59,6 +57,8 @@ def sha256_file(path: str | Path) -> str:
 
 def save_tensors(path: str | Path, obj: dict) -> str:
     """Save a dict of tensors and plain values atomically; write its checksum beside it."""
+    import torch  # here, not at the top: report verbs write JSON and text without paying for torch
+
     path = Path(path)
     _atomic(path, lambda handle: torch.save(obj, handle))
     digest = sha256_file(path)
@@ -66,7 +66,7 @@ def save_tensors(path: str | Path, obj: dict) -> str:
     return digest
 
 
-def load_tensors(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+def load_tensors(path: str | Path, map_location="cpu") -> dict:
     """Load a file written by ``save_tensors`` after checking its checksum."""
     path = Path(path)
     sidecar = path.with_name(path.name + ".sha256")
@@ -100,6 +100,8 @@ def _load_tensors_only(path: Path, map_location) -> dict:
     # pickle) is refused before torch sees it, which also spares torch's warnings about it.
     if not zipfile.is_zipfile(path):
         raise _not_ours(path, "it is empty, truncated or in another format")
+    import torch
+
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:

@@ -40,7 +40,7 @@ def encode_tokens(ckpt: str | Path, data_dir: str | Path, split: str, out: str |
     grids = []
     for start in range(0, len(images), batch_size):
         x = images.batch(torch.arange(start, min(start + batch_size, len(images)))).to(dev)
-        grids.append(model.quantize(x * 2.0 - 1.0).indices.cpu())
+        grids.append(model.quantize(model.images_in(x)).indices.cpu())
     content = {
         "tokens": torch.cat(grids),
         "codebook_size": settings["codebook_size"],

@@ -19,7 +19,7 @@ import pandas as pd
 
 from .io import load_tensors, write_json, write_text
 from .plotting import pyplot, save_figure
-from .train import FAILURE_RECORD
+from .runs import FAILURE_RECORD
 
 Metric = tuple[str, str, float, int]  # (key, column title, display scale, decimals)
 

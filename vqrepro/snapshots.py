@@ -27,10 +27,10 @@ def measure_split(model, split, batch_size: int, device: torch.device, with_mse:
     mse = metrics.RunningMean()
     for start in range(0, len(split), batch_size):
         x = split.batch(torch.arange(start, min(start + batch_size, len(split)))).to(device)
-        output, quantized = model(x * 2.0 - 1.0)
+        output, quantized = model(model.images_in(x))
         counts += torch.bincount(quantized.indices.flatten().cpu(), minlength=k)
         if with_mse:
-            mse.add(metrics.mse_per_image(((output + 1.0) / 2.0).clamp(0.0, 1.0), x))
+            mse.add(metrics.mse_per_image(model.images_out(output), x))
     model.train(was_training)
     out = {"usage": metrics.codebook_usage(counts), "perplexity": metrics.perplexity(counts),
            "codes_used": int((counts > 0).sum()), "tokens": int(counts.sum())}

@@ -26,15 +26,12 @@ from . import runtime
 from .data import iterate_batches, load_split
 from .snapshots import measure_split
 from .io import CorruptFileError, load_tensors, save_tensors, write_text
+from .errors import NonFiniteLossError
+from .runs import FAILURE_RECORD
 from .models import VQVAE, ClassifierSettings, ModelSettings, VQClassifier
 from .quantizers import build_quantizer
 
 
-class NonFiniteLossError(RuntimeError):
-    """Training produced NaN or inf; no checkpoint is written."""
-
-
-FAILURE_RECORD = "failure.json"  # beside ckpt.pt: why the last attempt at this grid point failed
 CONVERGENCE_COLUMNS = ["step", "split", "usage", "perplexity", "mse", "codes_used", "tokens"]
 
 
@@ -212,7 +209,7 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
     outer_steps = model.quantizer.outer_steps
     for step in bar:
         images, labels = next(batches) if classify else (next(batches), None)
-        images = images.to(dev) * 2.0 - 1.0
+        images = model.images_in(images.to(dev))
         model.quantizer.begin_step(step, step * cfg["batch_size"] // len(train_split))
         for opt in filter(None, (optimizer, codebook_optimizer)):
             for group in opt.param_groups:

@@ -84,6 +84,11 @@ class VQClassifier(nn.Module):
             tokens, cls = self.front(x).permute(0, 2, 3, 1), None
         return self.project_in(tokens), cls
 
+    @staticmethod
+    def images_in(images01: torch.Tensor) -> torch.Tensor:
+        """[0, 1] images in the [-1, 1] range the backbones are trained on."""
+        return images01 * 2.0 - 1.0
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Channels-last tokens (B, H, W, D) before quantization."""
         return self._tokens(x)[0]

@@ -11,7 +11,10 @@ One layout, set by ``ModelSettings``:
 - NS-VQ Table 1 (CelebA-HQ): hidden 256, 6 residual layers, LeakyReLU, Tanh output,
   LeakyReLU after the 1x1 projection and after the decoder's first conv
   (``activate_latent: true``).
-Images enter and leave in [-1, 1].
+Images enter and leave in [-1, 1] (``pixel_range: [-1, 1]``, the CVQ-VAE and taming
+code) or in [0, 1] (``pixel_range: [0, 1]``, the NS-VQ code, whose Tanh decoder is fed
+and judged against [0, 1] pixels). Callers hold images in [0, 1] and convert with
+``images_in`` and ``images_out``.
 """
 from __future__ import annotations
 
@@ -32,6 +35,10 @@ class ModelSettings:
     activation: str = "relu"  # relu | leaky_relu
     output_activation: str = "none"  # none | tanh
     activate_latent: bool = False
+    pixel_range: tuple[float, float] = (-1.0, 1.0)  # (-1, 1) or (0, 1)
+
+
+PIXEL_RANGES = ((-1.0, 1.0), (0.0, 1.0))
 
 
 def _activation(name: str) -> nn.Module:
@@ -115,9 +122,20 @@ class VQVAE(nn.Module):
         super().__init__()
         if settings.downsamples < 1:
             raise ValueError(f"model setting downsamples must be >= 1, got {settings.downsamples}")
+        if tuple(float(v) for v in settings.pixel_range) not in PIXEL_RANGES:
+            raise ValueError(f"model setting pixel_range must be [-1, 1] or [0, 1], got {settings.pixel_range}")
+        self.signed = float(settings.pixel_range[0]) == -1.0
         self.encoder = Encoder(in_channels, quantizer.code_dim, settings)
         self.quantizer = quantizer
         self.decoder = Decoder(in_channels, quantizer.code_dim, settings)
+
+    def images_in(self, images01: torch.Tensor) -> torch.Tensor:
+        """[0, 1] images in the range the model is trained on."""
+        return images01 * 2.0 - 1.0 if self.signed else images01
+
+    def images_out(self, output: torch.Tensor) -> torch.Tensor:
+        """The model's output as [0, 1] images (clamped)."""
+        return ((output + 1.0) / 2.0 if self.signed else output).clamp(0.0, 1.0)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Channels-last tokens (B, H, W, D) before quantization."""

@@ -54,6 +54,8 @@ MALFORMED = [
     ("unknown model in study", _set(["studies", "mnist_cvq_size", "model"], "resnet"), "studies.mnist_cvq_size.model"),
     ("unknown study in run_studies", _set(["run_studies"], ["photo_recon", "nope"]), "run_studies[1]"),
     ("bad activation", _set(["models", "mini_rgb32", "activation"], "gelu"), "models.mini_rgb32.activation"),
+    ("pixel range that is neither [-1, 1] nor [0, 1]", _set(["models", "mnist_nsvq", "pixel_range"], [0, 255]),
+     "models.mnist_nsvq.pixel_range"),
     ("test fraction out of range", _set(["datasets", "digits", "test_fraction"], 1.5), "datasets.digits.test_fraction"),
     ("unknown metric", _set(["evaluation", "metrics"], ["mse", "fid"]), "evaluation.metrics[1]"),
     ("unknown prior kind", _set(["priors", "gpt_mini", "kind"], "diffusion"), "priors.gpt_mini.kind"),

@@ -352,3 +352,24 @@ def test_outer_steps_setting_is_validated_and_exposed():
         vq_with(4, 2, outer_steps=1.5)
     with pytest.raises(ValueError, match="stochastic_temperature"):
         vq_with(4, 2, stochastic_temperature=-1.0)
+
+
+def test_pixel_range_sets_what_the_model_is_fed_and_how_its_output_is_read():
+    """[0, 1] (the NS-VQ code) feeds pixels unchanged into the Tanh decoder; [-1, 1] maps them; both read back to [0, 1]."""
+    from vqrepro.models import VQVAE, ModelSettings
+    from vqrepro.quantizers import build_quantizer
+
+    def model(pixel_range):
+        quantizer = build_quantizer({"method": "vq"}, 8, 4)
+        return VQVAE(1, quantizer, ModelSettings(hidden_channels=8, residual_layers=1, residual_channels=4, downsamples=1,
+                                                 output_activation="tanh", pixel_range=pixel_range))
+
+    black_and_white = torch.tensor([0.0, 0.25, 1.0])
+    unit, signed = model([0, 1]), model((-1.0, 1.0))
+    assert torch.equal(unit.images_in(black_and_white), black_and_white)
+    assert torch.equal(signed.images_in(black_and_white), torch.tensor([-1.0, -0.5, 1.0]))
+    # MNIST's black background: at Tanh's centre in [0, 1], at its saturated end in [-1, 1]
+    assert torch.equal(unit.images_out(torch.tensor([-0.5, 0.0, 0.5])), torch.tensor([0.0, 0.0, 0.5]))
+    assert torch.equal(signed.images_out(torch.tensor([-1.0, 0.0, 1.0])), torch.tensor([0.0, 0.5, 1.0]))
+    with pytest.raises(ValueError, match="pixel_range"):
+        model([0, 255])

@@ -44,8 +44,8 @@ PIXEL_RANGES = ((-1.0, 1.0), (0.0, 1.0))
 def _activation(name: str) -> nn.Module:
     if name == "relu":
         return nn.ReLU()
-    if name == "leaky_relu":
-        return nn.LeakyReLU(0.2)
+    if name == "leaky_relu":  # slope 0.01 (torch's default), as the NS-VQ code's nn.LeakyReLU()
+        return nn.LeakyReLU(0.01)
     raise ValueError(f"unknown activation {name!r} in model settings; use 'relu' or 'leaky_relu'")
 
 

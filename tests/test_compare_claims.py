@@ -297,7 +297,9 @@ def test_threshold_true_false_and_not_measurable():
     claim = CLAIMS[0]
     result = evaluate_claim(claim, cvq_summary(), {}, "mini")
     assert result["status"] == "reproduced"
-    assert "usage: CVQ-VAE [cvq] 98.0% ± 1.0% (3 seeds), needs >= 95.0%" in result["evidence"]
+    assert "usage: CVQ-VAE [cvq] 98.0% ± 1.0% (3 seeds); required at least 95.0%: met" in result["evidence"]
+    failed = evaluate_claim(claim, cvq_summary(cvq=0.9), {}, "mini")["evidence"]
+    assert "required at least 95.0%: not met" in failed and ": no]" not in failed
     assert evaluate_claim(claim, cvq_summary(cvq=0.9), {}, "mini")["status"] == "not reproduced"
     assert evaluate_claim(claim, cvq_summary(vq=0.5), {}, "mini")["status"] == "not reproduced"  # below is strict
     # one part n/a, the other true: not measurable, with the reason
@@ -328,16 +330,17 @@ def test_comparison_with_noise_note_and_margin():
     result = evaluate_claim(claim, ste_summary(), {}, "mini")
     assert result["status"] == "reproduced"
     assert result["evidence"] == ("perplexity: VQVAE + l2 [vq_l2] 57.0 ± 1.0 (3 seeds) vs VQVAE [vq] 14.0 ± 1.0 "
-                                  "(3 seeds), claimed higher; gap 43.0 > std sum 2.0")
+                                  "(3 seeds); claimed the first higher: holds; the means differ by 43.0, larger than "
+                                  "the seed spread (the two standard deviations added: 2.0)")
     # within noise: still decided on the means, the evidence says so
     result = evaluate_claim(claim, ste_summary(l2=15.0, std=2.0), {}, "mini")
-    assert result["status"] == "reproduced" and "gap 1.0 <= std sum 4.0" in result["evidence"]
+    assert result["status"] == "reproduced" and "differ by 1.0, within the seed spread" in result["evidence"]
     assert evaluate_claim(claim, ste_summary(l2=13.0), {}, "mini")["status"] == "not reproduced"
     assert evaluate_claim(dict(claim, check=dict(claim["check"], margin=5.0)), ste_summary(l2=15.0), {},
                           "mini")["status"] == "not reproduced"
     lower = dict(claim, check={"metric": "perplexity", "lower": [{"quantizer": "vq"}, {"quantizer": "vq_l2"}]})
     result = evaluate_claim(lower, ste_summary(seeds=1, std=NAN), {}, "mini")
-    assert result["status"] == "reproduced" and "std unknown (one seed)" in result["evidence"]
+    assert result["status"] == "reproduced" and "seed spread unknown (one seed)" in result["evidence"]
     result = evaluate_claim(claim, ste_summary(l2=NAN), {"perplexity": "codes not logged"}, "mini")
     assert (result["status"], result["reason"]) == ("not measurable here", "perplexity n/a: codes not logged")
 

@@ -11,7 +11,7 @@ from vqrepro.config import ConfigError
 
 def test_repository_params_are_valid(params_copy):
     config.check(params_copy)
-    assert len(config.grid(params_copy, "photo_recon")) == 14 * 3  # presets x seeds at K = 1024, D = 16
+    assert len(config.grid(params_copy, "photo_recon")) == 11 * 3  # presets x seeds at K = 1024, D = 16
 
 
 def _set(path, value):

@@ -104,9 +104,9 @@ def test_every_reproduction_selects_grid_points_of_its_study(params):
 
 
 BAD_REPRODUCTIONS = [
-    ("row not in its study", ["rows", "vq_typo"], "VQ", "reproductions.cvq_fig1_usage.rows.vq_typo: not among studies.photo_recon.quantizers"),
+    ("row not in its study", ["rows", "vq_typo"], "VQ", "reproductions.cvq_fig1_usage.rows.vq_typo: not among studies.photo_cvq_usage.quantizers"),
     ("selected value not in the grid", ["select"], {"codebook_size": [512]},
-     "reproductions.cvq_fig1_usage.select.codebook_size: 512 is not in studies.photo_recon.codebook_sizes"),
+     "reproductions.cvq_fig1_usage.select.codebook_size: 512 is not in studies.photo_cvq_usage.codebook_sizes"),
     ("pivot not an axis", ["pivot"], "codebook_size", "reproductions.cvq_fig1_usage.pivot: 'codebook_size' must be one of"),
     ("accuracy of an autoencoder", ["metrics"], ["usage", "accuracy"],
      "reproductions.cvq_fig1_usage.metrics: 'accuracy' is not measured by a reconstruction study"),

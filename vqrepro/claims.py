@@ -50,7 +50,7 @@ from .compare import AXES, FRACTION_METRICS, display, norm_value
 STATUSES = ("reproduced", "not reproduced", "not measurable here")
 CLAIM_KEYS = ("id", "paper", "statement", "reproduction", "check", "measurable_at", "why_not_here", "diagnosis")
 NO_DIAGNOSIS = "none recorded: this miss has not been checked against faults of ours (schedule, initialisation, seeds)"
-THRESHOLD_OPS = {"at_least": ">=", "at_most": "<=", "above": ">", "below": "<"}
+THRESHOLD_OPS = {"at_least": "at least", "at_most": "at most", "above": "above", "below": "below"}
 SELECTOR_COLUMNS = ("row", "quantizer", *AXES)
 TRENDS = ("increasing", "decreasing")
 UNIT_SUFFIX = {"mse": "e-3", "usage": "%", "usage_train": "%", "accuracy": "%"}
@@ -293,11 +293,11 @@ def _threshold(cond: dict, summary: pd.DataFrame, missing: dict, cid: str) -> _R
         raise ValueError(f"claim {cid}: unknown condition {sorted(cond)}; run check_claims on the claims first")
     limit = float(cond[op])
     mean, _, text, reason = _cell(_one(summary, cond["row"], cid), metric, missing, cond["row"])
-    evidence = f"{metric}: {text}, needs {THRESHOLD_OPS[op]} {_show(metric, limit)}"
+    evidence = f"{metric}: {text}; required {THRESHOLD_OPS[op]} {_show(metric, limit)}"
     if reason:
         return _Result(None, evidence, reason)
     ok = {"at_least": mean >= limit, "at_most": mean <= limit, "above": mean > limit, "below": mean < limit}[op]
-    return _Result(ok, evidence)
+    return _Result(ok, f"{evidence}: {'met' if ok else 'not met'}")
 
 
 def _comparison(cond: dict, summary: pd.DataFrame, missing: dict, cid: str) -> _Result:
@@ -307,7 +307,7 @@ def _comparison(cond: dict, summary: pd.DataFrame, missing: dict, cid: str) -> _
     sel_a, sel_b = cond[op]
     mean_a, std_a, text_a, reason_a = _cell(_one(summary, sel_a, cid), metric, missing, sel_a)
     mean_b, std_b, text_b, reason_b = _cell(_one(summary, sel_b, cid), metric, missing, sel_b)
-    evidence = f"{metric}: {text_a} vs {text_b}, claimed {op}"
+    evidence = f"{metric}: {text_a} vs {text_b}; claimed the first {op}"
     if margin:
         evidence += f" by more than {_show(metric, margin)}"
     reason = "; ".join(dict.fromkeys(r for r in (reason_a, reason_b) if r))
@@ -316,11 +316,13 @@ def _comparison(cond: dict, summary: pd.DataFrame, missing: dict, cid: str) -> _
     ok = mean_a > mean_b + margin if op == "higher" else mean_a < mean_b - margin
     gap = abs(mean_a - mean_b)
     if math.isnan(std_a) or math.isnan(std_b):
-        noise = "std unknown (one seed)"
+        noise = "seed spread unknown (one seed)"
     else:
         spread = std_a + std_b
-        noise = f"{'>' if gap > spread else '<='} std sum {_show(metric, spread)}"
-    return _Result(ok, f"{evidence}; gap {_show(metric, gap)} {noise}")
+        noise = (f"{'larger than' if gap > spread else 'within'} the seed spread "
+                 f"(the two standard deviations added: {_show(metric, spread)})")
+    return _Result(ok, f"{evidence}: {'holds' if ok else 'does not hold'}; the means differ by "
+                       f"{_show(metric, gap)}, {noise}")
 
 
 def _trend(cond: dict, summary: pd.DataFrame, missing: dict, cid: str) -> _Result:
@@ -356,7 +358,7 @@ def _trend(cond: dict, summary: pd.DataFrame, missing: dict, cid: str) -> _Resul
         return _Result(None, evidence, "; ".join(dict.fromkeys(reasons)))
     steps = [b - a for a, b in itertools.pairwise(means)]
     ok = all(s > 0 for s in steps) if direction == "increasing" else all(s < 0 for s in steps)
-    return _Result(ok, evidence)
+    return _Result(ok, f"{evidence}: {'holds' if ok else 'does not hold'}")
 
 
 def _best(cond: dict, summary: pd.DataFrame, missing: dict, cid: str) -> _Result:
@@ -381,7 +383,7 @@ def _best(cond: dict, summary: pd.DataFrame, missing: dict, cid: str) -> _Result
     if reasons:
         return _Result(None, evidence, "; ".join(dict.fromkeys(reasons)))
     ok = all(mean < m for m, _ in others) if lowest else all(mean > m for m, _ in others)
-    return _Result(ok, evidence)
+    return _Result(ok, f"{evidence}: {'holds' if ok else 'does not hold'}")
 
 
 def _evaluate(cond: dict, summary: pd.DataFrame, missing: dict, cid: str) -> _Result:
@@ -393,8 +395,9 @@ def _evaluate(cond: dict, summary: pd.DataFrame, missing: dict, cid: str) -> _Re
                 ok = False if False in oks else (True if all(o is True for o in oks) else None)
             else:
                 ok = True if True in oks else (False if all(o is False for o in oks) else None)
-            evidence = f" {'and' if group == 'all' else 'or'} ".join(
-                f"[{p.evidence}: {'yes' if p.ok else 'no' if p.ok is False else 'not measurable'}]" for p in parts)
+            # each part already ends in whether it held; an unmeasurable one says so
+            evidence = f"; {'and' if group == 'all' else 'or'} ".join(
+                p.evidence + (" (not measurable)" if p.ok is None else "") for p in parts)
             reason = "" if ok is not None else "; ".join(dict.fromkeys(p.reason for p in parts if p.reason))
             return _Result(ok, evidence, reason)
     if "best" in cond:

@@ -171,7 +171,7 @@ def cmd_reproduce(args) -> None:
     files = [str(Path(args.runs) / k.path / "metrics.json") for k in keys]
     paper_dir = Path(args.paper_numbers) if args.paper_numbers else config.paper_numbers_dir()
     report.build_reproduction_report(args.name, spec, files, keys, args.results, settings["scale"],
-                                     settings["setting"], paper_dir)
+                                     settings["setting"], paper_dir, dataset=study["dataset"])
 
 
 def cmd_claims(args) -> None:

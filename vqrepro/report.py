@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from .io import load_tensors, write_json, write_text
-from .plotting import pyplot, save_figure
+from .plotting import legend_outside, pyplot, save_figure, series_style, wrapped
 from .runs import FAILURE_RECORD
 
 Metric = tuple[str, str, float, int]  # (key, column title, display scale, decimals)
@@ -144,31 +144,50 @@ def write_tables(study: str, summary: pd.DataFrame, spec: TableSpec, title: str,
 # --------------------------------------------------------------------------- figures
 
 
-def plot_against_codebook_size(summary: pd.DataFrame, title: str, stem: Path, classification: bool = False) -> None:
+STUDY_AXES = {"codebook_size": "Codebook size K", "code_dim": "Code dimension D", "batch_size": "Batch size"}
+
+
+def plot_study(summary: pd.DataFrame, title: str, stem: Path, classification: bool = False) -> None:
+    """Usage and MSE (or accuracy) against the axis the study varies most, one line per quantizer.
+
+    Other axes that vary become separate lines (e.g. one per D); a study of one grid point
+    per quantizer gets bars. The file keeps its historical name, <study>_usage_vs_codebook_size.
+    """
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     panels = [("usage", "Codebook usage (%)", 100.0),
               ("accuracy", "Test accuracy (%)", 100.0) if classification else ("mse", "Reconstruction MSE", 1.0)]
-    several_dims = summary["code_dim"].nunique() > 1
-    batches = "batch_size" in summary
-    for ident, part in summary.groupby(["quantizer", "code_dim"] + (["batch_size"] if batches else []), sort=False):
-        part = part.sort_values("codebook_size")
-        label = f"{ident[0]} (D={ident[1]})" if several_dims else ident[0]
-        label += f" B={ident[2]}" if batches else ""
-        for ax, (metric, _, scale) in zip(axes, panels):
-            std = part[f"{metric}_std"].fillna(0.0) * scale
-            ax.errorbar(part["codebook_size"], part[f"{metric}_mean"] * scale, yerr=std, marker="o", capsize=3, label=label)
-    sizes = sorted(summary["codebook_size"].unique())
-    for ax, (_, ylabel, _) in zip(axes, panels):
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(sizes, [str(k) for k in sizes])
-        ax.minorticks_off()
-        ax.set_xlabel("Codebook size K")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
+    varying = [axis for axis in STUDY_AXES if axis in summary and summary[axis].nunique() > 1]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    if not varying:  # one grid point per quantizer: bars
+        names = summary["quantizer"].astype(str).tolist()
+        for ax, (metric, ylabel, scale) in zip(axes, panels):
+            ax.bar(range(len(summary)), summary[f"{metric}_mean"] * scale,
+                   yerr=summary[f"{metric}_std"].fillna(0.0) * scale, capsize=3, color="tab:blue")
+            ax.set_xticks(range(len(summary)), names, rotation=40, ha="right", fontsize=7)
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3, axis="y")
+    else:
+        x = max(varying, key=lambda axis: summary[axis].nunique())
+        others = [axis for axis in varying if axis != x]
+        groups = list(summary.groupby(["quantizer", *others], sort=False))
+        for i, (ident, part) in enumerate(groups):
+            ident = ident if isinstance(ident, tuple) else (ident,)
+            label = " ".join([str(ident[0])] + [f"{KEY_PREFIX[a]}={v}" for a, v in zip(others, ident[1:])])
+            part = part.sort_values(x)
+            for ax, (metric, _, scale) in zip(axes, panels):
+                ax.errorbar(part[x], part[f"{metric}_mean"] * scale, yerr=part[f"{metric}_std"].fillna(0.0) * scale,
+                            capsize=3, label=label, **series_style(i, len(groups)))
+        values = sorted(summary[x].unique())
+        for ax, (_, ylabel, _) in zip(axes, panels):
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(values, [str(v) for v in values])
+            ax.minorticks_off()
+            ax.set_xlabel(STUDY_AXES[x])
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3)
+        legend_outside(fig, axes[0])
     axes[0].set_ylim(0, 105)
-    axes[0].legend()
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(wrapped(title, 90), fontsize=9)
     fig.tight_layout()
     save_figure(fig, stem)
 
@@ -254,7 +273,7 @@ def build_study_report(study: str, title: str, metric_files: list[str], keys: li
     notes += [f"Failed: {k['quantizer']} K={k['codebook_size']} D={k['code_dim']} seed {k['seed']}: {reason}"
               for k, reason in failures]
     write_tables(study, summary, spec, title, notes, missing, results)
-    plot_against_codebook_size(summary, title, results / "figures" / f"{study}_usage_vs_codebook_size", classification)
+    plot_study(summary, title, results / "figures" / f"{study}_usage_vs_codebook_size", classification)
 
 
 def _failure_reason(run_dir: Path) -> str | None:
@@ -322,7 +341,7 @@ def pivot_summary(summary: pd.DataFrame, spec: TableSpec, pivot: str) -> tuple[p
 
 
 def build_reproduction_report(name: str, spec: dict, metric_files: list[str], keys: list, results_dir: str | Path,
-                              scale: str, setting: str, paper_dir: str | Path) -> None:
+                              scale: str, setting: str, paper_dir: str | Path, dataset: str = "") -> None:
     """One table or figure of a paper, rebuilt from its study's runs, and compared with the published numbers.
 
     Writes results/tables/<name>.{md,tex,csv}, results/metrics/<name>.json,
@@ -386,7 +405,9 @@ def build_reproduction_report(name: str, spec: dict, metric_files: list[str], ke
                compare.paper_vs_repro(name, spec, summary, Path(paper_dir), scale, setting, relevant_missing))
     # Every reproduction has a figure: the paper's own, or bars of its first metric.
     figure = spec.get("figure") or {"kind": "bars", "y": [spec["metrics"][0]]}
-    plot_reproduction(figure, summary, spec, title, results / "figures" / f"{name}_figure", runs=pd.DataFrame(rows))
+    # The figure names the data it was measured on: the paper's setting is in `reproduces`.
+    figure_title = f"{wrapped(title, 75)}\nours: {scale} scale" + (f", data set {dataset}" if dataset else "")
+    plot_reproduction(figure, summary, spec, figure_title, results / "figures" / f"{name}_figure", runs=pd.DataFrame(rows))
 
 
 CURVE_TITLES = {"batch_usage": "Active codes in a batch (share of K)", "codebook": "Quantisation error ||sg(z) - z_q||²",
@@ -416,10 +437,11 @@ def plot_reproduction(figure: dict, summary: pd.DataFrame, spec: dict, title: st
         x = figure["x"]
         for ax, metric in zip(axes, ys):
             _, mtitle, scale, _ = METRICS[metric]
-            for _, part in summary.groupby(["row", *others], sort=False):
+            groups = list(summary.groupby(["row", *others], sort=False))
+            for i, (_, part) in enumerate(groups):
                 part = part.sort_values(x)
                 ax.errorbar(part[x], part[f"{metric}_mean"] * scale, yerr=part[f"{metric}_std"].fillna(0.0) * scale,
-                            marker="o", capsize=3, label=label(part.iloc[0]))
+                            capsize=3, label=label(part.iloc[0]), **series_style(i, len(groups)))
             values = sorted(summary[x].unique())
             ax.set_xscale("log", base=2)
             ax.set_xticks(values, [str(v) for v in values])
@@ -428,7 +450,7 @@ def plot_reproduction(figure: dict, summary: pd.DataFrame, spec: dict, title: st
                            "batch_size": "Batch size"}[x])
             ax.set_ylabel(mtitle)
             ax.grid(alpha=0.3)
-        axes[0].legend(fontsize=7)
+        legend_outside(fig, axes[0])
     else:  # training_curves: train_log.csv of every run, mean over seeds
         logs = []
         for _, run in runs.iterrows():
@@ -437,13 +459,14 @@ def plot_reproduction(figure: dict, summary: pd.DataFrame, spec: dict, title: st
             logs.append(log.assign(row=label(run)))
         curves = pd.concat(logs).groupby(["row", "step"], sort=False).mean(numeric_only=True).reset_index()
         for ax, column in zip(axes, ys):
-            for row, part in curves.groupby("row", sort=False):
+            rows_ = list(curves.groupby("row", sort=False))
+            for i, (row, part) in enumerate(rows_):
                 if column in part and part[column].notna().any():
-                    ax.plot(part["step"], part[column], label=row)
+                    ax.plot(part["step"], part[column], label=row, color=series_style(i, len(rows_))["color"])
             ax.set_xlabel("Training step")
             ax.set_ylabel(CURVE_TITLES.get(column, column))
             ax.grid(alpha=0.3)
-        axes[0].legend(fontsize=7)
+        legend_outside(fig, axes[0])
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     save_figure(fig, stem)

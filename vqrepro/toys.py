@@ -92,6 +92,7 @@ DEFAULT_SETTINGS: dict = {
 
 @dataclass(frozen=True)
 class Toy:
+    title: str  # the figure's title: which paper figure it is and what it compares
     description: str
     #: row label -> quantizer preset (settings filled in from the toy settings by ``presets``)
     presets: Callable[[dict], dict[str, dict]]
@@ -165,24 +166,28 @@ def _stationary(progress: float, s: dict):
 
 TOYS: dict[str, Toy] = {
     "nsvq_translation": Toy(
+        title="Beyond Stationarity, Toy Demo 1: a translating 2-D cloud, EMA vs NS-VQ codebooks",
         description=("A 2-D cloud translates while the codebook trains: EMA leaves the codes the cloud moves "
                      "away from dead, while NS-VQ's kernel loss pulls every code along "
                      "(Beyond Stationarity, supplementary Toy Demo 1)."),
         presets=_nsvq_presets, init_codes=_codes_from_data, transform=_translate,
     ),
     "nsvq_scaling": Toy(
+        title="Beyond Stationarity, Toy Demo 2: a rescaled 2-D cloud, EMA vs NS-VQ codebooks",
         description=("A 2-D cloud is rescaled by an online-learned linear map (expansion by default, shrink "
                      "with drift < 1) while EMA and NS-VQ codebooks train (Beyond Stationarity, supplementary "
                      "Toy Demo 2)."),
         presets=_nsvq_presets, init_codes=_codes_from_data, transform=_scale,
     ),
     "nsvq_split": Toy(
+        title="Beyond Stationarity, Toy Demo 3: a 2-D cluster splitting in two, EMA vs NS-VQ codebooks",
         description=("One 2-D cluster splits by the sign of its first coordinate into two clusters drifting into "
                      "opposite quadrants, comparing EMA and NS-VQ codebook updates (Beyond Stationarity, "
                      "supplementary Toy Demo 3)."),
         presets=_nsvq_presets, init_codes=_codes_from_data, transform=_split,
     ),
     "ste_affine_2d": Toy(
+        title="Straightening Out the STE, Fig. 10: codes far from the data, plain VQ vs affine reparameterisation",
         description=("Codes initialised away from a stationary 2-D data distribution: with plain VQ only the few "
                      "selected codes move, while the learnable affine reparameterisation moves every code "
                      "towards the data (Straightening Out the STE, Appendix A.9, Figure 10)."),
@@ -384,7 +389,7 @@ def _plot(name, toy, runs, clouds, snapshot_steps, figure_stem) -> None:
     curve_ax.set_xlabel("step")
     curve_ax.set_ylabel("active-code fraction")
     curve_ax.legend(fontsize=7)
-    fig.suptitle(name, fontsize=10)
+    fig.suptitle(toy.title, fontsize=10)
     save_figure(fig, figure_stem)
 
 

@@ -457,3 +457,12 @@ def test_claims_markdown():
             "measurable only at paper scale: ImageNet-1K is not bundled; runs only with "
             "configs/paper/nsvq_imagenet.yaml | `nsvq_imagenet` |") in md
     assert md == build_claims_markdown(CLAIMS, summaries, {"cvq_fig1_usage": {}}, "mini")
+
+
+def test_claim_counts_match_the_statuses():
+    from vqrepro.claims import claim_counts
+
+    claim = CLAIMS[0]
+    counts = claim_counts([claim, dict(claim, id="other")], {claim["reproduction"]: cvq_summary(cvq=0.9)}, {}, "mini")
+    assert counts["all"] == {"reproduced": 0, "not reproduced": 2, "not measurable here": 0}
+    assert counts["papers"][claim["paper"]]["not reproduced"] == 2 and counts["scale"] == "mini"

@@ -456,6 +456,17 @@ def comparison_index(reproductions: dict[str, dict], built: list[str], scale: st
     return "\n".join(lines) + "\n"
 
 
+def claim_counts(claims: list[dict], summaries: dict[str, pd.DataFrame | None],
+                 missing: dict[str, dict[str, str]], scale: str) -> dict:
+    """{"all": {status: n}, "papers": {paper: {status: n}}, "scale": scale}."""
+    results = [evaluate_claim(c, summaries.get(c["reproduction"]), (missing or {}).get(c["reproduction"], {}), scale)
+               for c in claims]
+    count = lambda rs: {status: sum(r["status"] == status for r in rs) for status in STATUSES}  # noqa: E731
+    papers = dict.fromkeys(r["paper"] for r in results)
+    return {"all": count(results), "papers": {p: count([r for r in results if r["paper"] == p]) for p in papers},
+            "scale": scale}
+
+
 def build_claims_markdown(claims: list[dict], summaries: dict[str, pd.DataFrame | None],
                           missing: dict[str, dict[str, str]], scale: str) -> str:
     """results/claims.md: counts per paper and status, then one table per paper (papers in the claims' order)."""

@@ -178,7 +178,7 @@ def cmd_claims(args) -> None:
     import pandas as pd
 
     from . import claims
-    from .io import write_text
+    from .io import write_json, write_text
 
     settings = args.settings
     results = Path(args.results)
@@ -189,6 +189,8 @@ def cmd_claims(args) -> None:
         summaries[name] = pd.read_csv(table) if built else None
         missing[name] = json.loads(metrics.read_text())["not_available"] if built else {}
     write_text(args.out, claims.build_claims_markdown(settings["claims"], summaries, missing, settings["scale"]))
+    if args.counts:  # the verdict counts, for the end-of-run summary and `dvc metrics show`
+        write_json(args.counts, claims.claim_counts(settings["claims"], summaries, missing, settings["scale"]))
     reproductions = {name: settings["reproductions"][name] for name in settings["order"]}
     write_text(args.index, claims.comparison_index(reproductions, settings["built"], settings["scale"]))
 
@@ -300,6 +302,7 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--results", default="results")
     q.add_argument("--out", required=True, help="results/claims.md")
     q.add_argument("--index", required=True, help="results/paper_vs_repro/index.md: every paper table and its files")
+    q.add_argument("--counts", default=None, help="results/metrics/claims.json: claims per status, overall and per paper")
     q = job("toy", cmd_toy, "run one 2-D toy demonstration")
     q.add_argument("--name", required=True)
     q.add_argument("--settings", type=_json, required=True)

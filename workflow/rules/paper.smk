@@ -45,6 +45,7 @@ rule claims:
     output:
         claims=report("results/claims.md", caption="../report/claims.rst", category="Claims"),
         index="results/paper_vs_repro/index.md",
+        counts="results/metrics/claims.json",
     params:
         settings=claims_json,
     log:
@@ -54,7 +55,7 @@ rule claims:
     threads: 1
     shell:
         "python -m vqrepro claims --settings {params.settings:q} --results results --out {output.claims}"
-        " --index {output.index} > {log} 2>&1"
+        " --index {output.index} --counts {output.counts} > {log} 2>&1"
 
 
 rule toy_demo:

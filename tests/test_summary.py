@@ -1,0 +1,34 @@
+"""The end-of-run summary: what was built, the claims' verdicts, failed grid points and where to look."""
+import json
+
+from vqrepro.summary import run_summary
+
+
+def test_summary_names_tables_claims_and_failed_points(tmp_path):
+    results = tmp_path / "results"
+    (results / "tables").mkdir(parents=True)
+    (results / "figures").mkdir()
+    (results / "metrics").mkdir()
+    (results / "tables" / "a.md").write_text("# a\n")
+    (results / "figures" / "a.png").write_bytes(b"png")
+    (results / "metrics" / "claims.json").write_text(json.dumps(
+        {"all": {"reproduced": 5, "not reproduced": 2, "not measurable here": 1}, "papers": {}, "scale": "mini"}))
+    done, failed = tmp_path / "runs" / "s" / "ok", tmp_path / "runs" / "s" / "bad"
+    done.mkdir(parents=True)
+    failed.mkdir(parents=True)
+    (done / "metrics.json").write_text("{}")
+    (failed / "failure.json").write_text(json.dumps(
+        {"error": "NonFiniteLossError", "message": "loss is nan at step 3", "step": 3}))
+
+    text = run_summary([str(results / "tables" / "a.md"), str(results / "tables" / "b.md")], [done, failed], "mini",
+                       results=results, succeeded=False)
+    assert "stopped with an error at mini scale" in text
+    assert "tables: 1 of 2 in results/tables/" in text and "figures: 1 in results/figures/" in text
+    assert "claims: 5 reproduced, 2 not reproduced, 1 not measurable here (results/claims.md)" in text
+    assert f"{failed}: NonFiniteLossError at step 3: loss is nan at step 3" in text
+    assert str(done) not in text  # a finished point is not listed as failed
+
+    (results / "metrics" / "claims.json").unlink()
+    ok = run_summary([str(results / "tables" / "a.md")], [done], "smoke", results=results)
+    assert ok.startswith("vqrepro: finished at smoke scale") and "claims: not checked" in ok
+    assert "failed grid points" not in ok

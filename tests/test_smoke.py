@@ -94,3 +94,14 @@ def test_snakemake_report_bundles_the_reproductions(smoke):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = (workdir / "results" / "report.html").read_text(errors="replace")
     assert "Reproductions" in report and "Claims" in report
+
+
+def test_the_run_ends_with_what_it_built(smoke):
+    """onsuccess prints the summary: tables, figures, claim counts, where to look."""
+    workdir, log = smoke
+    summary = log[log.index("vqrepro: finished at smoke scale"):]
+    counts = yaml.safe_load((workdir / "results" / "metrics" / "claims.json").read_text())["all"]
+    assert re.search(r"tables: (\d+) of \1 in results/tables/", summary)
+    assert (f"claims: {counts['reproduced']} reproduced, {counts['not reproduced']} not reproduced, "
+            f"{counts['not measurable here']} not measurable here") in summary
+    assert "snakemake --report results/report.html" in summary

@@ -215,3 +215,16 @@ def paper_outputs():
     files = [f"results/tables/{name}.md" for name in reproductions_to_run]
     files += [f"results/metrics/toy_{toy}.json" for toy in config.get("toys", {})]
     return files + ["results/claims.md", "results/paper_vs_repro/index.md"]
+
+
+# --------------------------------------------------------------------------- the end of a run
+
+
+def end_of_run_summary(succeeded):
+    from vqrepro.summary import run_summary
+
+    tables = (study_reports(config["run_studies"]) + convergence_reports(config["run_studies"])
+              + generation_reports(config["run_generation_studies"])
+              + [f"results/tables/{name}.md" for name in reproductions_to_run])
+    runs = [f"runs/{key.path}" for study in config["run_studies"] for key in vqconfig.grid(config, study)]
+    print(run_summary(tables, runs, config["scale"], succeeded=succeeded), file=sys.stderr)

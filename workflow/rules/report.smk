@@ -64,16 +64,6 @@ rule generation_report:
 # A failed job stops its study's report rule. With --keep-going every other job still
 # runs; then, for each study whose grid points all either finished or left a failure
 # record, the report is built anyway, its failed rows marked with the reason.
-def end_of_run_summary(succeeded):
-    from vqrepro.summary import run_summary
-
-    tables = (study_reports(config["run_studies"]) + convergence_reports(config["run_studies"])
-              + generation_reports(config["run_generation_studies"])
-              + [f"results/tables/{name}.md" for name in reproductions_to_run])
-    runs = [f"runs/{key.path}" for study in config["run_studies"] for key in vqconfig.grid(config, study)]
-    print(run_summary(tables, runs, config["scale"], succeeded=succeeded), file=sys.stderr)
-
-
 # The terminal ends with what the run built, not with a log path (see the README on following a run).
 onsuccess:
     end_of_run_summary(succeeded=True)

@@ -460,9 +460,10 @@ def test_claims_markdown():
 
 
 def test_claim_counts_match_the_statuses():
-    from vqrepro.claims import claim_counts
+    from vqrepro.claims import claim_counts, evaluate_claims
 
     claim = CLAIMS[0]
-    counts = claim_counts([claim, dict(claim, id="other")], {claim["reproduction"]: cvq_summary(cvq=0.9)}, {}, "mini")
+    results = evaluate_claims([claim, dict(claim, id="other")], {claim["reproduction"]: cvq_summary(cvq=0.9)}, {}, "mini")
+    counts = claim_counts(results, "mini")
     assert counts["all"] == {"reproduced": 0, "not reproduced": 2, "not measurable here": 0}
     assert counts["papers"][claim["paper"]]["not reproduced"] == 2 and counts["scale"] == "mini"

@@ -456,12 +456,18 @@ def comparison_index(reproductions: dict[str, dict], built: list[str], scale: st
     return "\n".join(lines) + "\n"
 
 
-def claim_counts(claims: list[dict], summaries: dict[str, pd.DataFrame | None],
-                 missing: dict[str, dict[str, str]], scale: str) -> dict:
-    """{"all": {status: n}, "papers": {paper: {status: n}}, "scale": scale}."""
-    results = [evaluate_claim(c, summaries.get(c["reproduction"]), (missing or {}).get(c["reproduction"], {}), scale)
-               for c in claims]
-    count = lambda rs: {status: sum(r["status"] == status for r in rs) for status in STATUSES}  # noqa: E731
+def evaluate_claims(claims: list[dict], summaries: dict[str, pd.DataFrame | None],
+                    missing: dict[str, dict[str, str]], scale: str) -> list[dict]:
+    """Every claim at one scale (``evaluate_claim`` with its reproduction's table and n/a reasons)."""
+    return [evaluate_claim(c, summaries.get(c["reproduction"]), (missing or {}).get(c["reproduction"], {}), scale)
+            for c in claims]
+
+
+def claim_counts(results: list[dict], scale: str) -> dict:
+    """{"all": {status: n}, "papers": {paper: {status: n}}, "scale": scale} of evaluated claims."""
+    def count(rs):
+        return {status: sum(r["status"] == status for r in rs) for status in STATUSES}
+
     papers = dict.fromkeys(r["paper"] for r in results)
     return {"all": count(results), "papers": {p: count([r for r in results if r["paper"] == p]) for p in papers},
             "scale": scale}
@@ -470,8 +476,11 @@ def claim_counts(claims: list[dict], summaries: dict[str, pd.DataFrame | None],
 def build_claims_markdown(claims: list[dict], summaries: dict[str, pd.DataFrame | None],
                           missing: dict[str, dict[str, str]], scale: str) -> str:
     """results/claims.md: counts per paper and status, then one table per paper (papers in the claims' order)."""
-    results = [evaluate_claim(c, summaries.get(c["reproduction"]), (missing or {}).get(c["reproduction"], {}), scale)
-               for c in claims]
+    return render_claims_markdown(evaluate_claims(claims, summaries, missing, scale), scale)
+
+
+def render_claims_markdown(results: list[dict], scale: str) -> str:
+    """results/claims.md from evaluated claims (``evaluate_claims``)."""
     papers = list(dict.fromkeys(r["paper"] for r in results))
     lines = ["# The papers' claims, checked on our reproductions", "",
              (f"This run is at **{scale}** scale; every status below applies to that scale only. A claim reproduced "

@@ -82,10 +82,10 @@ def _study_runs(name: str, study: dict, runs_dir: str, filename: str) -> tuple[l
 
 
 def cmd_report(args) -> None:
-    from . import report
+    from . import report, runs
 
     study = args.settings
-    files, rows = _study_runs(args.study, study, args.runs, "metrics.json")
+    files, rows = _study_runs(args.study, study, args.runs, runs.METRICS)
     report.build_study_report(args.study, study["title"], files, rows, args.results, allow_missing=args.allow_missing)
 
 
@@ -151,24 +151,24 @@ def cmd_quantizers(args) -> None:
 
 
 def cmd_convergence(args) -> None:
-    from . import convergence
+    from . import convergence, runs
 
     settings = args.settings
     study = settings["study"]
-    files, rows = _study_runs(args.study, study, args.runs, "convergence.csv")
+    files, rows = _study_runs(args.study, study, args.runs, runs.CONVERGENCE)
     convergence.build_convergence_report(args.study, study["title"], files, rows, args.results,
                                          settings["followers"], settings["scale"])
 
 
 def cmd_reproduce(args) -> None:
-    from . import config, report
+    from . import config, report, runs
 
     settings = args.settings
     spec, study = settings["reproduction"], settings["study"]
     spec["rows"] = {preset: spec["rows"][preset] for preset in settings["row_order"]}  # the paper's order
     cfg = {"studies": {spec["study"]: study}, "reproductions": {args.name: spec}}
     keys = config.reproduction_grid(cfg, args.name)
-    files = [str(Path(args.runs) / k.path / "metrics.json") for k in keys]
+    files = [str(Path(args.runs) / k.path / runs.METRICS) for k in keys]
     paper_dir = Path(args.paper_numbers) if args.paper_numbers else config.paper_numbers_dir()
     report.build_reproduction_report(args.name, spec, files, keys, args.results, settings["scale"],
                                      settings["setting"], paper_dir, dataset=study["dataset"])
@@ -188,9 +188,10 @@ def cmd_claims(args) -> None:
         built = name in settings["built"]
         summaries[name] = pd.read_csv(table) if built else None
         missing[name] = json.loads(metrics.read_text())["not_available"] if built else {}
-    write_text(args.out, claims.build_claims_markdown(settings["claims"], summaries, missing, settings["scale"]))
-    if args.counts:  # the verdict counts, for the end-of-run summary and `dvc metrics show`
-        write_json(args.counts, claims.claim_counts(settings["claims"], summaries, missing, settings["scale"]))
+    results = claims.evaluate_claims(settings["claims"], summaries, missing, settings["scale"])
+    write_text(args.out, claims.render_claims_markdown(results, settings["scale"]))
+    if args.counts:  # the verdict counts, for the end-of-run summary
+        write_json(args.counts, claims.claim_counts(results, settings["scale"]))
     reproductions = {name: settings["reproductions"][name] for name in settings["order"]}
     write_text(args.index, claims.comparison_index(reproductions, settings["built"], settings["scale"]))
 

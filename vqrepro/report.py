@@ -19,7 +19,7 @@ import pandas as pd
 
 from .io import load_tensors, write_json, write_text
 from .plotting import legend_outside, pyplot, save_figure, series_style, wrapped
-from .runs import FAILURE_RECORD
+from .runs import FAILURE_RECORD, TRAIN_LOG, failure_reason
 
 Metric = tuple[str, str, float, int]  # (key, column title, display scale, decimals)
 
@@ -252,7 +252,7 @@ def build_study_report(study: str, title: str, metric_files: list[str], keys: li
             for name, reason in result.get("missing", {}).items():
                 missing.setdefault(name, reason)
             continue
-        reason = _failure_reason(path.parent)
+        reason = failure_reason(path.parent)
         if reason is None and not allow_missing:
             raise FileNotFoundError(f"{path} is missing and no {FAILURE_RECORD} explains why; run its training job first")
         failures.append((key, reason or "not run (a job it depends on failed)"))
@@ -274,14 +274,6 @@ def build_study_report(study: str, title: str, metric_files: list[str], keys: li
               for k, reason in failures]
     write_tables(study, summary, spec, title, notes, missing, results)
     plot_study(summary, title, results / "figures" / f"{study}_usage_vs_codebook_size", classification)
-
-
-def _failure_reason(run_dir: Path) -> str | None:
-    record = run_dir / FAILURE_RECORD
-    if not record.exists():
-        return None
-    failure = json.loads(record.read_text())
-    return f"{failure['error']} at step {failure['step']}: {failure['message'].splitlines()[0]}"
 
 
 def build_generation_report(study: str, title: str, keys: list, classifier: str, runs_dir: str | Path,
@@ -356,7 +348,7 @@ def build_reproduction_report(name: str, spec: dict, metric_files: list[str], ke
         ident = {"row": row_label(spec, key.quantizer), "quantizer": key.quantizer, "codebook_size": key.codebook_size,
                  "code_dim": key.code_dim, "batch_size": key.batch_size, "seed": key.seed, "run": str(path.parent)}
         if not path.exists():
-            reason = _failure_reason(path.parent)
+            reason = failure_reason(path.parent)
             if reason is None:
                 raise FileNotFoundError(f"{path} is missing and no {FAILURE_RECORD} explains why; run its training job first")
             failures.append((ident, reason))
@@ -454,7 +446,7 @@ def plot_reproduction(figure: dict, summary: pd.DataFrame, spec: dict, title: st
     else:  # training_curves: train_log.csv of every run, mean over seeds
         logs = []
         for _, run in runs.iterrows():
-            log = pd.read_csv(Path(run["run"]) / "train_log.csv")
+            log = pd.read_csv(Path(run["run"]) / TRAIN_LOG)
             log = log[log["step"] <= figure.get("steps", log["step"].max())]
             logs.append(log.assign(row=label(run)))
         curves = pd.concat(logs).groupby(["row", "step"], sort=False).mean(numeric_only=True).reset_index()

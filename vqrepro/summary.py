@@ -9,22 +9,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .runs import FAILURE_RECORD, METRICS
+from .runs import FAILURE_RECORD, METRICS, failure_reason
 
 
 def failed_points(run_dirs: list[str | Path]) -> list[tuple[Path, str]]:
     """(run folder, one-line reason) of every grid point whose last attempt failed."""
-    failed = []
-    for run in map(Path, run_dirs):
-        record = run / FAILURE_RECORD
-        if record.exists() and not (run / METRICS).exists():
-            try:
-                info = json.loads(record.read_text())
-                reason = f"{info.get('error', 'error')} at step {info.get('step', '?')}: {info.get('message', '')}"
-            except (OSError, json.JSONDecodeError) as err:
-                reason = f"unreadable {FAILURE_RECORD}: {err}"
-            failed.append((run, reason))
-    return failed
+    return [(run, failure_reason(run)) for run in map(Path, run_dirs)
+            if (run / FAILURE_RECORD).exists() and not (run / METRICS).exists()]
 
 
 def _claim_line(results: Path) -> str:

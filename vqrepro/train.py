@@ -27,7 +27,7 @@ from .data import iterate_batches, load_split
 from .snapshots import measure_split
 from .io import CorruptFileError, load_tensors, save_tensors, write_text
 from .errors import NonFiniteLossError
-from .runs import FAILURE_RECORD
+from .runs import CHECKPOINT, CONVERGENCE, FAILURE_RECORD, RESUME, TRAIN_LOG
 from .models import VQVAE, ClassifierSettings, ModelSettings, VQClassifier
 from .quantizers import build_quantizer
 
@@ -173,7 +173,7 @@ class TrainLog:
 def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, threads: int = 1, device: str = "auto") -> Path:
     cfg = settings["training"]
     out_dir = Path(out_dir)
-    resume_path, final_path = out_dir / "resume.pt", out_dir / "ckpt.pt"
+    resume_path, final_path = out_dir / RESUME, out_dir / CHECKPOINT
     digest = runtime.settings_hash(settings)
     dev = runtime.configure(threads, settings["seed"], device)
 
@@ -193,8 +193,8 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
     state = resume(resume_path, digest, model, optimizer, codebook_optimizer)
     start = state["step"] if state else 0
 
-    log = TrainLog(out_dir / "train_log.csv", state)
-    curve = TrainLog(out_dir / "convergence.csv", state, key="curve_rows")
+    log = TrainLog(out_dir / TRAIN_LOG, state)
+    curve = TrainLog(out_dir / CONVERGENCE, state, key="curve_rows")
     eval_every = cfg.get("eval_every", 0)
     test_split = load_split(data_dir, "test") if eval_every else None
     steps_per_epoch = len(train_split) // cfg["batch_size"]

@@ -6,6 +6,7 @@ import sys
 from types import SimpleNamespace
 
 from vqrepro import config as vqconfig
+from vqrepro.summary import failed_points, run_summary
 
 CONFIG_SOURCE = "params.yaml (with any --configfile overrides)"
 
@@ -91,8 +92,7 @@ def studies_with_recorded_failures(studies):
     complete, incomplete = [], []
     for study in studies:
         runs = [Path("runs") / key.path for key in vqconfig.grid(config, study)]
-        # failure.json: vqrepro.train.FAILURE_RECORD
-        failed = [run for run in runs if (run / "failure.json").exists() and not (run / "metrics.json").exists()]
+        failed = [run for run, _ in failed_points(runs)]
         if failed:
             finished = all((run / "metrics.json").exists() or run in failed for run in runs)
             (complete if finished else incomplete).append(study)
@@ -221,8 +221,6 @@ def paper_outputs():
 
 
 def end_of_run_summary(succeeded):
-    from vqrepro.summary import run_summary
-
     tables = (study_reports(config["run_studies"]) + convergence_reports(config["run_studies"])
               + generation_reports(config["run_generation_studies"])
               + [f"results/tables/{name}.md" for name in reproductions_to_run])

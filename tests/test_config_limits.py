@@ -129,11 +129,11 @@ def claim(cfg, claim_id):
 
 def test_usage_thresholds_must_be_fractions(params_copy):
     check = claim(params_copy, "cvq_full_usage")["check"]
-    assert check["all"][0] == {"row": {"quantizer": "cvq_photo"}, "metric": "usage", "at_least": 0.95}
+    assert check["all"][0] == {"row": {"quantizer": "cvq_photo"}, "metric": "usage_train", "at_least": 0.95}
     for value, shown in ((0, "0"), (95, "95"), (1.5, "1.5")):
         check["all"][0]["at_least"] = value
         message = refusal(params_copy)
-        assert (f"claims[0] (cvq_full_usage).check.all[0].at_least: {shown} cannot decide the claim: usage is a "
+        assert (f"claims[0] (cvq_full_usage).check.all[0].at_least: {shown} cannot decide the claim: usage_train is a "
                 "fraction (95% is 0.95), so a threshold must be above 0 and at most 1") in message
     check["all"][0]["at_least"] = 1
     config.check(params_copy)  # "all codes in use" is a claim
@@ -146,9 +146,10 @@ def test_thresholds_of_other_metrics_stay_in_their_range(params_copy):
 
 
 def test_usage_margin_must_be_a_fraction(params_copy):
-    comparison = next(c for c in params_copy["claims"] if "higher" in c["check"] and c["check"]["metric"] == "usage")
+    comparison = next(c for c in params_copy["claims"] if "higher" in c["check"] and c["check"]["metric"].startswith("usage"))
     comparison["check"]["margin"] = 5
-    assert "margin: 5 can never separate two values of usage, a fraction (0 to 1)" in refusal(params_copy)
+    metric = comparison["check"]["metric"]
+    assert f"margin: 5 can never separate two values of {metric}, a fraction (0 to 1)" in refusal(params_copy)
 
 
 @pytest.mark.parametrize("factor", [-1.0, 0, float("inf")])

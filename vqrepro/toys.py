@@ -332,7 +332,7 @@ def _train(preset, init_codes, s, batches, progress, clouds, toy, base, snapshot
         z = toy.transform(progress[step], s)(base[idx])
         q.begin_step(step, step // s["epoch_steps"])
         out = q(z)
-        loss = sum(out.losses.values())
+        loss = out.loss
         if optimizer is not None:
             optimizer.zero_grad(set_to_none=True)
             if loss.requires_grad:

@@ -221,7 +221,7 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
         for part, target in zip(images.chunk(outer_steps), targets):
             output, out = model(part)
             task_loss = F.cross_entropy(output, target) if classify else F.mse_loss(output, target) / variance
-            loss = task_loss + sum(out.losses.values())
+            loss = task_loss + out.loss
             if not torch.isfinite(loss):
                 err = NonFiniteLossError(
                     f"loss is {loss.item()} at step {step} in {out_dir}; no checkpoint written. "

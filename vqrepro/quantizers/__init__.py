@@ -1,5 +1,14 @@
 """The quantizer registry: one name per method, resolved from params.yaml.
 
+As a library (no Snakemake or DVC involved)::
+
+    from vqrepro.quantizers import CVQQuantizer, create
+    quantizer = CVQQuantizer(codebook_size=1024, code_dim=64, decay=0.99)  # paper defaults otherwise
+    quantizer = create("cvq", codebook_size=1024, code_dim=64, decay=0.99)  # the same, by name
+    out = quantizer(feature_map, dim=1)      # (B, D, H, W); tokens (..., D) need no dim
+    loss = task_loss + out.loss              # out.losses holds the named terms
+    optimizer.step(); quantizer.advance()    # the method's per-step hooks
+
 Adding a method: write one module with a ``Quantizer`` subclass and its
 ``Settings`` dataclass, add one line to ``REGISTRY``, and add its test.
 """
@@ -45,6 +54,11 @@ def quantizer_class(method: str) -> type[Quantizer]:
         raise KeyError(f"unknown quantizer method {method!r}; known methods: {sorted(REGISTRY)}") from None
 
 
+def create(method: str, codebook_size: int, code_dim: int, **settings) -> Quantizer:
+    """Build a registered method by name, with its paper defaults and keyword overrides."""
+    return quantizer_class(method)(codebook_size, code_dim, **settings)
+
+
 def build_quantizer(preset: dict, codebook_size: int, code_dim: int) -> Quantizer:
     """Build a quantizer from a params.yaml preset ({"method": name, **settings})."""
     values = dict(preset)
@@ -60,4 +74,5 @@ def describe() -> list[dict]:
     ]
 
 
-__all__ = ["REGISTRY", "Quantizer", "QuantizerOutput", "build_quantizer", "describe", "nearest_code", "quantizer_class"]
+__all__ = ["REGISTRY", "Quantizer", "QuantizerOutput", "build_quantizer", "create", "describe", "nearest_code",
+           "quantizer_class", *(cls.__name__ for cls in REGISTRY.values())]

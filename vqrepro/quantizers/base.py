@@ -1,9 +1,15 @@
 """The contract every quantizer follows.
 
-``forward(z)`` takes tokens of shape (..., D) and returns a ``QuantizerOutput``:
-``z_q`` (same shape, carrying the method's gradient path), ``indices`` (shape
-(...)), ``losses`` (named scalar tensors that the training loop adds up) and
-``stats`` (plain floats for logging).
+A quantizer is built from K, D and its settings: ``EMAQuantizer(512, 64)`` takes the
+paper defaults, ``EMAQuantizer(codebook_size=512, code_dim=64, decay=0.95)`` overrides
+some by keyword, and ``EMAQuantizer(512, 64, EMASettings(...))`` passes the dataclass
+(what params.yaml presets become).
+
+``forward(z)`` takes tokens of shape (..., D), or a feature map with the code dimension
+elsewhere (``forward(fmap, dim=1)`` for (B, D, H, W)), and returns a ``QuantizerOutput``:
+``z_q`` (same shape and layout, carrying the method's gradient path), ``indices`` (the
+shape without the code dimension), ``losses`` (named scalar tensors), ``loss`` (their sum,
+what a training loop adds to its own) and ``stats`` (plain floats for logging).
 
 What a method may ask of the training loop (vqrepro/train.py):
 - ``begin_step(step, epoch)`` is called before every training forward, so schedules
@@ -17,12 +23,18 @@ What a method may ask of the training loop (vqrepro/train.py):
   sub-batches and take one task step (forward, backward, optimiser step) on each,
   the "outer" loop of the paper's Table 10 / Appendix A.11, so every setting sees
   the same number of examples; 1 (the default) is one task step per batch.
+A loop of your own calls ``advance()`` once after each optimiser step: it runs both
+hooks (``on_step`` now, ``begin_step`` for the next step), so step-scheduled methods see
+their schedule; pass ``epoch=`` where a method counts epochs (NS-VQ's kernel bandwidth,
+repeated k-means). Methods with ``inner_steps`` or ``outer_steps`` need vqrepro's loop.
 State that must survive a checkpoint lives in buffers or parameters, never in
 plain attributes.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 from dataclasses import dataclass, field
 
 import torch
@@ -35,6 +47,11 @@ class QuantizerOutput:
     indices: torch.Tensor
     losses: dict[str, torch.Tensor] = field(default_factory=dict)
     stats: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def loss(self) -> torch.Tensor:
+        """The quantizer's total loss: the sum of its named terms (zero when it has none)."""
+        return sum(self.losses.values(), torch.zeros((), device=self.z_q.device))
 
 
 def usage_stats(indices: torch.Tensor, codebook_size: int) -> dict[str, float]:
@@ -56,7 +73,24 @@ class Quantizer(nn.Module):
     #: where the method comes from, shown by ``vqrepro quantizers``
     paper: str = ""
 
-    def __init__(self, codebook_size: int, code_dim: int, settings):
+    def __init_subclass__(cls, **kwargs):
+        # Every method's own __init__(K, D, settings) also accepts keyword settings.
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+
+        own = set(inspect.signature(init).parameters) - {"self", "codebook_size", "code_dim", "settings"}
+
+        @functools.wraps(init)
+        def __init__(self, codebook_size: int, code_dim: int, settings=None, **overrides):
+            extra = {name: overrides.pop(name) for name in own & set(overrides)}  # e.g. NS-VQ's max_elements
+            init(self, codebook_size, code_dim, type(self).resolve_settings(settings, overrides), **extra)
+
+        cls.__init__ = __init__
+
+    def __init__(self, codebook_size: int, code_dim: int, settings=None, **overrides):
+        settings = type(self).resolve_settings(settings, overrides)
         super().__init__()
         if codebook_size < 1 or code_dim < 1:
             raise ValueError(
@@ -68,13 +102,15 @@ class Quantizer(nn.Module):
         self.step = 0
         self.epoch = 0
 
-    def forward(self, z: torch.Tensor) -> QuantizerOutput:
-        if z.shape[-1] != self.code_dim:
-            raise ValueError(f"expected tokens with last dimension {self.code_dim}, got {tuple(z.shape)}")
-        flat = z.reshape(-1, self.code_dim)
-        out = self.quantize(flat)
-        out.z_q = out.z_q.reshape(z.shape)
-        out.indices = out.indices.reshape(z.shape[:-1])
+    def forward(self, z: torch.Tensor, dim: int = -1) -> QuantizerOutput:
+        """Quantize ``z`` whose axis ``dim`` holds the D code components (-1: channels last)."""
+        tokens = z.movedim(dim, -1)
+        if tokens.shape[-1] != self.code_dim:
+            raise ValueError(f"expected {self.code_dim} code components on axis {dim}, got shape {tuple(z.shape)}; "
+                             "a channels-first feature map (B, D, H, W) needs dim=1")
+        out = self.quantize(tokens.reshape(-1, self.code_dim))
+        out.z_q = out.z_q.reshape(tokens.shape).movedim(-1, dim)
+        out.indices = out.indices.reshape(tokens.shape[:-1])
         out.stats.update(usage_stats(out.indices, self.codebook_size))
         return out
 
@@ -97,6 +133,11 @@ class Quantizer(nn.Module):
     def on_step(self, step: int) -> None:
         """Called by the training loop after each optimiser step."""
 
+    def advance(self, epoch: int | None = None) -> None:
+        """For a loop of your own: call once after each optimiser step (both hooks, in order)."""
+        self.on_step(self.step)
+        self.begin_step(self.step + 1, self.epoch if epoch is None else epoch)
+
     @property
     def inner_steps(self) -> int:
         """Codebook steps per task step (alternating optimisation); 0 trains everything jointly."""
@@ -114,6 +155,15 @@ class Quantizer(nn.Module):
     def alternating_loss(self, z: torch.Tensor) -> torch.Tensor:
         """Inner-step objective on detached tokens (N, D); only methods with inner_steps > 0 need it."""
         raise NotImplementedError(f"{type(self).__name__} does not support alternating optimisation")
+
+    @classmethod
+    def resolve_settings(cls, settings, overrides: dict):
+        """The Settings to build with: the given dataclass, or the defaults with keyword overrides."""
+        if settings is None:
+            return cls.settings_from(overrides)
+        if overrides:
+            raise TypeError(f"{cls.__name__}: give a settings object or keyword settings {sorted(overrides)}, not both")
+        return settings
 
     @classmethod
     def settings_from(cls, values: dict):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-KEYS = ["quantizer", "codebook_size", "code_dim", "batch_size"]
+KEYS = ["quantizer", "codebook_size", "code_dim", "batch_size", "prior"]  # every axis a row can vary on
 
 
 def compare(old: Path, new: Path, study: str) -> list[str]:

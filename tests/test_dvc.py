@@ -138,3 +138,14 @@ def test_dvc_repro_runs_the_workflow_then_only_what_a_params_edit_touches(projec
     assert digest(vq_ckpt) == vq_before
     assert digest(ema_ckpt) != ema_before
     assert "up to date" in run(project, sys.executable, "-m", "dvc", "status", "reproduce").stdout.lower()
+
+
+def test_dvc_plots_page_works_offline_and_shows_every_registered_figure(tmp_path):
+    """The registered plots are the PNG figures: the page has no script or address to fetch."""
+    run(REPO, "dvc", "plots", "show", "-o", str(tmp_path / "plots"))
+    page = (tmp_path / "plots" / "index.html").read_text()
+    assert "<script" not in page and not re.search(r"(src|href)=\"https?://", page)
+    registered = [p for p in yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"] if isinstance(p, str)]
+    images = re.findall(r"<img[^>]*src=\"([^\"]+)\"", page)
+    assert len(images) == len(registered)
+    assert all((tmp_path / "plots" / src).is_file() for src in images)

@@ -79,7 +79,8 @@ def main() -> None:
                       f"evaluation {evaluate:.1f} s", file=sys.stderr, flush=True)
             per_step, setup, evaluate = measured[identity]
             steps = settings["training"]["steps"]
-            curve_points = steps // settings["training"].get("eval_every", 0) if settings["training"].get("eval_every") else 0
+            eval_every = settings["training"].get("eval_every", 0)
+            curve_points = steps // eval_every if eval_every else 0
             per_study[study].append(start_up + setup + steps * per_step + (1 + curve_points) * evaluate)
 
     print(f"start-up per job (import torch + vqrepro): {start_up:.1f} s\n")

@@ -56,14 +56,14 @@ def quantizer_class(method: str) -> type[Quantizer]:
 
 def create(method: str, codebook_size: int, code_dim: int, **settings) -> Quantizer:
     """Build a registered method by name, with its paper defaults and keyword overrides."""
-    return quantizer_class(method)(codebook_size, code_dim, **settings)
+    cls = quantizer_class(method)
+    return cls(codebook_size, code_dim, cls.settings_from(settings))
 
 
 def build_quantizer(preset: dict, codebook_size: int, code_dim: int) -> Quantizer:
     """Build a quantizer from a params.yaml preset ({"method": name, **settings})."""
     values = dict(preset)
-    cls = quantizer_class(values.pop("method"))
-    return cls(codebook_size, code_dim, cls.settings_from(values))
+    return create(values.pop("method"), codebook_size, code_dim, **values)
 
 
 def describe() -> list[dict]:

@@ -88,12 +88,53 @@ def test_second_run_has_nothing_to_do(smoke):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def test_snakemake_report_bundles_the_reproductions(smoke):
+def test_every_markdown_result_has_an_html_page(smoke):
+    """The report shows HTML in place (Markdown only as a download): each .md has its page."""
+    workdir, _ = smoke
+    pages = sorted((workdir / "results").rglob("*.md"))
+    assert len(pages) > 30
+    for page in pages:
+        html = page.with_suffix(".html").read_text()
+        assert html.startswith("<!DOCTYPE html>") and "<script" not in html and "http" not in html, page
+        if "|---|" in page.read_text():
+            assert "<table>" in html and "<th>" in html, f"{page}: its table was not rendered"
+    claims = (workdir / "results" / "claims.html").read_text()
+    assert "<td>reproduced</td>" in claims or "<td>not reproduced</td>" in claims
+
+
+def test_snakemake_report_shows_every_table_and_says_what_the_run_was(smoke):
     workdir, _ = smoke
     result = run(workdir, "--report", "results/report.html")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = (workdir / "results" / "report.html").read_text(errors="replace")
-    assert "Reproductions" in report and "Claims" in report
+    for category in ("Claims", "Reproductions", "Paper vs reproduction", "Studies", "Convergence", "Generation"):
+        assert category in report, category
+    # every table, comparison and the claims page is a report item (embedded, listed by its name)
+    for page in sorted((workdir / "results").rglob("*.md")):
+        name = page.with_suffix(".html").name
+        assert name in report, f"{name} is not in the report"
+    # the front page: what was run, at which scale, and the claims' verdicts
+    counts = yaml.safe_load((workdir / "results" / "metrics" / "claims.json").read_text())["all"]
+    assert "<strong>smoke</strong> scale" in report
+    assert (f"{counts['reproduced']} reproduced, {counts['not reproduced']} not reproduced, "
+            f"{counts['not measurable here']} not measurable here") in report
+
+
+def test_a_changed_setting_is_named_by_its_file_not_dumped(smoke, tmp_path):
+    """Snakemake prints changed params in each job's reason line: a settings file name, not the JSON slice."""
+    workdir, _ = smoke
+    changed = tmp_path / "changed.yaml"
+    changed.write_text("training:\n  digits_mini: {steps: 5}\n")
+    result = subprocess.run([*SNAKEMAKE, "--directory", str(workdir), "-n", "--configfile", str(SMOKE), str(changed)],
+                            capture_output=True, text=True, cwd=workdir, env=ENV)
+    assert result.returncode == 0, result.stderr[-3000:]
+    reasons = [line for line in (result.stdout + result.stderr).splitlines() if "Params have changed" in line]
+    assert reasons, "changing training.digits_mini.steps re-ran nothing"
+    for line in reasons:
+        assert len(line) < 400 and re.search(r"\.snakemake/vqrepro/settings/[0-9a-f]{16}\.json", line), line
+    # the named file holds the job's settings, with the change
+    new = re.findall(r"now: '([^']+)'", reasons[0])[-1]
+    assert '"steps":5' in (workdir / new).read_text()
 
 
 def test_the_run_ends_with_what_it_built(smoke):

@@ -1,7 +1,7 @@
 """The verbs that the Snakemake rules (and users) call: ``python -m vqrepro <verb>``.
 
-Rules hand each job the JSON slice of params.yaml it depends on (``--settings``),
-so a job never reads settings it does not declare.
+Rules hand each job the slice of params.yaml it depends on (``--settings``, a JSON file the
+rule writes; JSON text works too by hand), so a job never reads settings it does not declare.
 """
 from __future__ import annotations
 
@@ -25,6 +25,13 @@ def pin_cpu_kernels() -> None:
 
 
 def _json(text: str) -> dict:
+    """--settings: JSON text, or the path of a JSON file (the rules pass files: see common.smk)."""
+    if not text.lstrip().startswith(("{", "[")):
+        try:
+            text = Path(text).read_text()
+        except OSError as err:
+            raise argparse.ArgumentTypeError(
+                f"--settings must be JSON text or the path of a JSON file; cannot read {text!r}: {err.strerror}") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
@@ -178,7 +185,8 @@ def cmd_claims(args) -> None:
     import pandas as pd
 
     from . import claims
-    from .io import write_json, write_text
+    from .io import write_json
+    from .pages import write_markdown
 
     settings = args.settings
     results = Path(args.results)
@@ -189,11 +197,11 @@ def cmd_claims(args) -> None:
         summaries[name] = pd.read_csv(table) if built else None
         missing[name] = json.loads(metrics.read_text())["not_available"] if built else {}
     results = claims.evaluate_claims(settings["claims"], summaries, missing, settings["scale"])
-    write_text(args.out, claims.render_claims_markdown(results, settings["scale"]))
+    write_markdown(args.out, claims.render_claims_markdown(results, settings["scale"]))
     if args.counts:  # the verdict counts, for the end-of-run summary
         write_json(args.counts, claims.claim_counts(results, settings["scale"]))
     reproductions = {name: settings["reproductions"][name] for name in settings["order"]}
-    write_text(args.index, claims.comparison_index(reproductions, settings["built"], settings["scale"]))
+    write_markdown(args.index, claims.comparison_index(reproductions, settings["built"], settings["scale"]))
 
 
 def cmd_toy(args) -> None:

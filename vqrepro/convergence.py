@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .io import write_json, write_text
+from .io import write_json
+from .pages import write_markdown
 from .plotting import pyplot, save_figure
 
 DEFAULT_TOLERANCE = 0.02  # usage (a fraction) within 2 percentage points of its final value
@@ -101,7 +102,7 @@ def build_convergence_report(study: str, title: str, curve_files: list[str], key
             lines.append(f"- `{name}`: {their_steps} steps; settled: {verdict}")
         lines.append("")
     results = Path(results_dir)
-    write_text(results / "tables" / f"{study}_over_steps.md", "\n".join(lines))
+    write_markdown(results / "tables" / f"{study}_over_steps.md", "\n".join(lines))
     data.sort_values(group + ["seed", "split", "step"]).to_csv(results / "tables" / f"{study}_over_steps.csv",
                                                               index=False, float_format="%.6g")
     write_json(results / "metrics" / f"{study}_over_steps.json", metrics)

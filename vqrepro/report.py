@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from .io import load_tensors, write_json, write_text
+from .pages import write_markdown
 from .plotting import legend_outside, pyplot, save_figure, series_style, wrapped
 from .runs import FAILURE_RECORD, TRAIN_LOG, failure_reason
 
@@ -129,7 +130,7 @@ def render_latex(summary: pd.DataFrame, spec: TableSpec, title: str, notes: list
 
 def write_tables(study: str, summary: pd.DataFrame, spec: TableSpec, title: str, notes: list[str],
                  missing: dict[str, str], results: Path) -> None:
-    write_text(results / "tables" / f"{study}.md", render_markdown(summary, spec, title, notes, missing))
+    write_markdown(results / "tables" / f"{study}.md", render_markdown(summary, spec, title, notes, missing))
     write_text(results / "tables" / f"{study}.tex", render_latex(summary, spec, title, notes, missing))
     write_text(results / "tables" / f"{study}.csv", summary.to_csv(index=False, float_format="%.6g"))
     per_config = {
@@ -382,7 +383,7 @@ def build_reproduction_report(name: str, spec: dict, metric_files: list[str], ke
         shown, shown_spec = pivot_summary(summary.drop(columns=["quantizer"]), spec_table, spec["pivot"])
     title = f"{spec['paper']}: {spec['reproduces']}"
     relevant_missing = {m: r for m, r in missing.items() if m in spec["metrics"]}
-    write_text(results / "tables" / f"{name}.md", render_markdown(shown, shown_spec, title, notes, relevant_missing))
+    write_markdown(results / "tables" / f"{name}.md", render_markdown(shown, shown_spec, title, notes, relevant_missing))
     write_text(results / "tables" / f"{name}.tex", render_latex(shown, shown_spec, title, notes, relevant_missing))
     write_text(results / "tables" / f"{name}.csv", summary.to_csv(index=False, float_format="%.6g"))
     write_json(results / "metrics" / f"{name}.json", {
@@ -393,8 +394,8 @@ def build_reproduction_report(name: str, spec: dict, metric_files: list[str], ke
         "not_available": relevant_missing,
         "scale": scale,
     })
-    write_text(results / "paper_vs_repro" / f"{name}.md",
-               compare.paper_vs_repro(name, spec, summary, Path(paper_dir), scale, setting, relevant_missing))
+    write_markdown(results / "paper_vs_repro" / f"{name}.md",
+                   compare.paper_vs_repro(name, spec, summary, Path(paper_dir), scale, setting, relevant_missing))
     # Every reproduction has a figure: the paper's own, or bars of its first metric.
     figure = spec.get("figure") or {"kind": "bars", "y": [spec["metrics"][0]]}
     # The figure names the data it was measured on: the paper's setting is in `reproduces`.

@@ -18,13 +18,19 @@ def failed_points(run_dirs: list[str | Path]) -> list[tuple[Path, str]]:
             if (run / FAILURE_RECORD).exists() and not (run / METRICS).exists()]
 
 
-def _claim_line(results: Path) -> str:
-    path = results / "metrics" / "claims.json"
+def claim_counts_text(results: str | Path = "results") -> str:
+    """'12 reproduced, 5 not reproduced, 4 not measurable here', or why there are no counts yet."""
+    path = Path(results) / "metrics" / "claims.json"
     if not path.exists():
-        return "claims: not checked in this run (results/claims.md is built by the `claims` rule)"
+        return "not checked yet (results/claims.md is built by the `claims` rule)"
     counts = json.loads(path.read_text())["all"]
-    return (f"claims: {counts['reproduced']} reproduced, {counts['not reproduced']} not reproduced, "
-            f"{counts['not measurable here']} not measurable here (results/claims.md)")
+    return (f"{counts['reproduced']} reproduced, {counts['not reproduced']} not reproduced, "
+            f"{counts['not measurable here']} not measurable here")
+
+
+def _claim_line(results: Path) -> str:
+    counts = claim_counts_text(results)
+    return f"claims: {counts}" + (" (results/claims.md)" if (results / "metrics" / "claims.json").exists() else "")
 
 
 def run_summary(tables: list[str], run_dirs: list[str | Path], scale: str, results: str | Path = "results",

@@ -10,7 +10,7 @@ rule train_feature_classifier:
         checksum="runs/classifiers/{dataset}/{classifier}/classifier.pt.sha256",
         metrics="runs/classifiers/{dataset}/{classifier}/classifier_metrics.json",
     params:
-        settings=classifier_json,
+        settings=classifier_settings_file,
     log:
         "logs/classifiers/{dataset}/{classifier}.log",
     conda:

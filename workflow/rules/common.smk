@@ -1,4 +1,5 @@
 # Shared by every rule: the validated config, the grid, and the settings slice of each job.
+import hashlib
 import json
 from pathlib import Path
 import re
@@ -6,7 +7,8 @@ import sys
 from types import SimpleNamespace
 
 from vqrepro import config as vqconfig
-from vqrepro.summary import failed_points, run_summary
+from vqrepro.io import write_text
+from vqrepro.summary import claim_counts_text, failed_points, run_summary
 
 CONFIG_SOURCE = "params.yaml (with any --configfile overrides)"
 
@@ -62,20 +64,33 @@ def as_json(settings):
     return json.dumps(settings, sort_keys=True, separators=(",", ":"))
 
 
-def dataset_json(wildcards):
-    return as_json(vqconfig.dataset_settings(config, wildcards.dataset))
+SETTINGS_DIR = Path(".snakemake/vqrepro/settings")
 
 
-def train_json(wildcards):
-    return as_json(vqconfig.train_settings(config, run_key(wildcards)))
+def settings_file(settings):
+    """A job's settings slice, as a file named by its content; the job's params hold that path.
+
+    Snakemake prints a changed param in the job's reason line, so passing the JSON itself put
+    slices of up to ~20,000 characters there. A changed slice still re-runs the job: its file
+    name changes. Written at planning time, so every executor (local, SLURM) finds it.
+    """
+    text = as_json(settings)
+    path = SETTINGS_DIR / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+    if not path.exists():
+        write_text(path, f"{text}\n")
+    return str(path)
 
 
-def eval_json(wildcards):
-    return as_json(vqconfig.eval_settings(config))
+def train_settings_file(wildcards):
+    return settings_file(vqconfig.train_settings(config, run_key(wildcards)))
 
 
-def study_json(wildcards):
-    return as_json(config["studies"][wildcards.study])
+def eval_settings_file(wildcards):
+    return settings_file(vqconfig.eval_settings(config))
+
+
+def study_settings_file(wildcards):
+    return settings_file(config["studies"][wildcards.study])
 
 
 def study_metrics(wildcards):
@@ -113,28 +128,28 @@ def convergence_curves(wildcards):
     return [f"runs/{key.path}/convergence.csv" for key in vqconfig.grid(config, wildcards.study)]
 
 
-def convergence_json(wildcards):
-    return as_json({"study": config["studies"][wildcards.study], "scale": config["scale"],
+def convergence_settings_file(wildcards):
+    return settings_file({"study": config["studies"][wildcards.study], "scale": config["scale"],
                     "followers": vqconfig.schedule_followers(config, wildcards.study)})
 
 
 # --------------------------------------------------------------------------- stage 2
 
 
-def classifier_json(wildcards):
-    return as_json(config["classifiers"][wildcards.classifier])
+def classifier_settings_file(wildcards):
+    return settings_file(config["classifiers"][wildcards.classifier])
 
 
-def prior_json(wildcards):
-    return as_json(vqconfig.prior_settings(config, wildcards.prior))
+def prior_settings_file(wildcards):
+    return settings_file(vqconfig.prior_settings(config, wildcards.prior))
 
 
-def sampling_json(wildcards):
-    return as_json(vqconfig.sampling_settings(config, wildcards.prior, int(wildcards.prior_seed)))
+def sampling_settings_file(wildcards):
+    return settings_file(vqconfig.sampling_settings(config, wildcards.prior, int(wildcards.prior_seed)))
 
 
-def generation_study_json(wildcards):
-    return as_json(config["generation_studies"][wildcards.generation_study])
+def generation_study_settings_file(wildcards):
+    return settings_file(config["generation_studies"][wildcards.generation_study])
 
 
 def generation_dataset(wildcards):
@@ -192,23 +207,23 @@ def describe_setting(study: dict) -> str:
             f"lr {training['lr']}, codebook sizes {study['codebook_sizes']}, code dimensions {study['code_dims']}")
 
 
-def reproduction_json(wildcards):
+def reproduction_settings_file(wildcards):
     spec = config["reproductions"][wildcards.reproduction]
     study = config["studies"][spec["study"]]
     # JSON sorts keys: the paper's row order travels separately
-    return as_json({"reproduction": spec, "row_order": list(spec["rows"]), "study": study, "scale": config["scale"],
+    return settings_file({"reproduction": spec, "row_order": list(spec["rows"]), "study": study, "scale": config["scale"],
                     "setting": describe_setting(study)})
 
 
-def claims_json(wildcards):
+def claims_settings_file(wildcards):
     reproductions = {name: {key: spec[key] for key in ("paper", "reproduces", "study")}
                      for name, spec in config.get("reproductions", {}).items()}
-    return as_json({"claims": config.get("claims", []), "reproductions": reproductions,
+    return settings_file({"claims": config.get("claims", []), "reproductions": reproductions,
                     "order": list(reproductions), "built": reproductions_to_run, "scale": config["scale"]})
 
 
-def toy_json(wildcards):
-    return as_json(config["toys"][wildcards.toy])
+def toy_settings_file(wildcards):
+    return settings_file(config["toys"][wildcards.toy])
 
 
 def paper_outputs():
@@ -218,6 +233,17 @@ def paper_outputs():
 
 
 # --------------------------------------------------------------------------- the end of a run
+
+
+def report_front_page_facts():
+    """What the report's front page (workflow/report/workflow.rst) states about this run. Snakemake hands
+    that page only the config, so the facts travel there; no job's settings slice includes them."""
+    points = sum(len(vqconfig.grid(config, study)) for study in config["run_studies"])
+    return {"claims": claim_counts_text("results"), "studies": len(config["run_studies"]), "grid_points": points,
+            "reproductions": len(reproductions_to_run)}
+
+
+config["report_front_page"] = report_front_page_facts()
 
 
 def end_of_run_summary(succeeded):

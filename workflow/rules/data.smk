@@ -15,7 +15,7 @@ rule prepare_data:
         multiext("data/{dataset}/test.pt", "", ".sha256"),
         info="data/{dataset}/info.json",
     params:
-        settings=lambda wildcards: as_json(image_folder.with_fingerprint(
+        settings=lambda wildcards: settings_file(image_folder.with_fingerprint(
             vqconfig.dataset_settings(config, wildcards.dataset), f"data/{wildcards.dataset}/info.json")),
     log:
         "logs/prepare_data/{dataset}.log",

@@ -14,21 +14,22 @@ rule reproduction_report:
         ),
         "results/figures/{reproduction}_figure.pdf",
         report(
-            "results/tables/{reproduction}.md",
+            "results/tables/{reproduction}.html",
             caption="../report/reproduction.rst",
             category="Reproductions",
             subcategory=reproduction_paper,
         ),
-        multiext("results/tables/{reproduction}", ".tex", ".csv"),
+        multiext("results/tables/{reproduction}", ".md", ".tex", ".csv"),
         "results/metrics/{reproduction}.json",
         report(
-            "results/paper_vs_repro/{reproduction}.md",
+            "results/paper_vs_repro/{reproduction}.html",
             caption="../report/paper_vs_repro.rst",
             category="Paper vs reproduction",
             subcategory=reproduction_paper,
         ),
+        "results/paper_vs_repro/{reproduction}.md",
     params:
-        settings=reproduction_json,
+        settings=reproduction_settings_file,
     log:
         "logs/report/{reproduction}.log",
     conda:
@@ -43,11 +44,13 @@ rule claims:
     input:
         [f"results/{kind}/{name}.{ext}" for name in reproductions_to_run for kind, ext in (("tables", "csv"), ("metrics", "json"))],
     output:
-        claims=report("results/claims.md", caption="../report/claims.rst", category="Claims"),
+        claims="results/claims.md",
+        claims_page=report("results/claims.html", caption="../report/claims.rst", category="Claims"),
         index="results/paper_vs_repro/index.md",
+        index_page=report("results/paper_vs_repro/index.html", caption="../report/comparison_index.rst", category="Claims"),
         counts="results/metrics/claims.json",
     params:
-        settings=claims_json,
+        settings=claims_settings_file,
     log:
         "logs/report/claims.log",
     conda:
@@ -64,7 +67,7 @@ rule toy_demo:
         "results/figures/toy_{toy}.pdf",
         "results/metrics/toy_{toy}.json",
     params:
-        settings=toy_json,
+        settings=toy_settings_file,
     log:
         "logs/toys/{toy}.log",
     conda:

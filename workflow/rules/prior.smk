@@ -28,7 +28,7 @@ rule train_prior:
         checksum="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/prior.pt.sha256",
         log_csv="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/prior_log.csv",
     params:
-        settings=prior_json,
+        settings=prior_settings_file,
     log:
         "logs/runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/train.log",
     conda:
@@ -49,7 +49,7 @@ rule sample_prior:
         samples="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/samples.pt",
         checksum="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/samples.pt.sha256",
     params:
-        settings=sampling_json,
+        settings=sampling_settings_file,
     log:
         "logs/runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/sample.log",
     conda:
@@ -72,7 +72,7 @@ rule eval_generation:
     output:
         "runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/generation_{classifier}.json",
     params:
-        settings=sampling_json,
+        settings=sampling_settings_file,
     log:
         "logs/runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/eval_{classifier}.log",
     conda:

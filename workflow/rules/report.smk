@@ -6,10 +6,17 @@ rule study_report:
         study_metrics,
     output:
         multiext("results/tables/{study}", ".md", ".tex", ".csv"),
-        multiext("results/figures/{study}_usage_vs_codebook_size", ".png", ".pdf"),
+        report("results/tables/{study}.html", caption="../report/study.rst", category="Studies", subcategory="{study}"),
+        report(
+            "results/figures/{study}_usage_vs_codebook_size.png",
+            caption="../report/study.rst",
+            category="Studies",
+            subcategory="{study}",
+        ),
+        "results/figures/{study}_usage_vs_codebook_size.pdf",
         "results/metrics/{study}.json",
     params:
-        settings=study_json,
+        settings=study_settings_file,
     log:
         "logs/report/{study}.log",
     conda:
@@ -25,10 +32,22 @@ rule convergence_report:
         convergence_curves,
     output:
         multiext("results/tables/{study}_over_steps", ".md", ".csv"),
-        multiext("results/figures/{study}_over_steps", ".png", ".pdf"),
+        report(
+            "results/tables/{study}_over_steps.html",
+            caption="../report/convergence.rst",
+            category="Convergence",
+            subcategory="{study}",
+        ),
+        report(
+            "results/figures/{study}_over_steps.png",
+            caption="../report/convergence.rst",
+            category="Convergence",
+            subcategory="{study}",
+        ),
+        "results/figures/{study}_over_steps.pdf",
         "results/metrics/{study}_over_steps.json",
     params:
-        settings=convergence_json,
+        settings=convergence_settings_file,
     log:
         "logs/report/{study}_over_steps.log",
     conda:
@@ -44,11 +63,29 @@ rule generation_report:
         unpack(generation_report_inputs),
     output:
         multiext("results/tables/{generation_study}", ".md", ".tex", ".csv"),
-        multiext("results/figures/{generation_study}_samples", ".png", ".pdf"),
-        multiext("results/figures/{generation_study}_quality_over_training", ".png", ".pdf"),
+        report(
+            "results/tables/{generation_study}.html",
+            caption="../report/generation.rst",
+            category="Generation",
+            subcategory="{generation_study}",
+        ),
+        report(
+            "results/figures/{generation_study}_samples.png",
+            caption="../report/generation.rst",
+            category="Generation",
+            subcategory="{generation_study}",
+        ),
+        "results/figures/{generation_study}_samples.pdf",
+        report(
+            "results/figures/{generation_study}_quality_over_training.png",
+            caption="../report/generation.rst",
+            category="Generation",
+            subcategory="{generation_study}",
+        ),
+        "results/figures/{generation_study}_quality_over_training.pdf",
         "results/metrics/{generation_study}.json",
     params:
-        settings=generation_study_json,
+        settings=generation_study_settings_file,
         dataset=generation_dataset,
     log:
         "logs/report/{generation_study}.log",
@@ -78,14 +115,14 @@ onerror:
         shell(
             "mkdir -p logs/report && python -m vqrepro report --study {study} --settings {settings:q} --runs runs --results results"
             " --allow-missing > logs/report/{study}.partial.log 2>&1",
-            settings=as_json(config["studies"][study]),
+            settings=settings_file(config["studies"][study]),
         )
         print(f"vqrepro: results/tables/{study}.md marks the failed grid points (logs/report/{study}.partial.log)")
         for name in (r for r in reproductions_to_run if config["reproductions"][r]["study"] == study):
             shell(
                 "python -m vqrepro reproduce --name {name} --settings {settings:q} --runs runs --results results"
                 " > logs/report/{name}.partial.log 2>&1",
-                settings=reproduction_json(SimpleNamespace(reproduction=name)),
+                settings=reproduction_settings_file(SimpleNamespace(reproduction=name)),
             )
             print(f"vqrepro: results/tables/{name}.md (a paper table from {study}) marks them too")
     end_of_run_summary(succeeded=False)

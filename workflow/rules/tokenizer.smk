@@ -16,8 +16,8 @@ rule train_tokenizer:
         convergence="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/convergence.csv",
         metrics="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/metrics.json",
     params:
-        settings=train_json,
-        evaluation=eval_json,
+        settings=train_settings_file,
+        evaluation=eval_settings_file,
     log:
         "logs/runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/train.log",
     conda:

@@ -18,6 +18,7 @@ from torch import nn
 from . import runtime
 from .data import batch_indices, load_split
 from .io import load_tensors, save_tensors, write_json
+from .runs import CLASSIFIER_METRICS
 
 
 class SmallCNN(nn.Module):
@@ -61,7 +62,7 @@ def train_classifier(settings: dict, data_dir: str | Path, out: str | Path, thre
     save_tensors(out, {"model": model.state_dict(), "channels": channels, "side": side, "classes": classes,
                        "settings": json.dumps(settings, sort_keys=True), "test_accuracy": accuracy})
     report = {"test_accuracy": accuracy, "provenance": runtime.provenance(settings, dev, time.time() - began)}
-    write_json(Path(out).with_name("classifier_metrics.json"), report)
+    write_json(Path(out).with_name(CLASSIFIER_METRICS), report)
     return report
 
 

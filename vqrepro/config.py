@@ -13,7 +13,6 @@ the jobs that use it.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -22,6 +21,7 @@ SCHEMA_PATH = Path(__file__).with_name("params.schema.yaml")
 
 
 from .errors import ConfigError  # noqa: E402  (re-exported: vqrepro.config.ConfigError)
+from .runs import POINT_PATTERN, PriorKey, RunKey  # noqa: E402,F401  (the grid's keys; re-exported)
 
 
 def _key(path) -> str:
@@ -449,38 +449,6 @@ def load_layered(files: list[str | Path], base: str | Path = "params.yaml") -> t
 
 
 AXIS_LISTS = {"codebook_size": "codebook_sizes", "code_dim": "code_dims", "batch_size": "batch_sizes"}
-POINT_PATTERN = r"K\d+_D\d+(_B\d+)?"  # the run folder of one (K, D[, batch size]) point
-
-
-@dataclass(frozen=True)
-class RunKey:
-    """One grid point; its path is the run's identity."""
-
-    study: str
-    dataset: str
-    quantizer: str
-    codebook_size: int
-    code_dim: int
-    seed: int
-    batch_size: int | None = None  # set only in studies with a batch_sizes axis
-
-    @property
-    def point(self) -> str:
-        batch = f"_B{self.batch_size}" if self.batch_size is not None else ""
-        return f"K{self.codebook_size}_D{self.code_dim}{batch}"
-
-    @property
-    def path(self) -> str:
-        return f"{self.study}/{self.dataset}/{self.quantizer}/{self.point}/seed{self.seed}"
-
-    @staticmethod
-    def parse_point(point: str) -> tuple[int, int, int | None]:
-        """"K64_D8" -> (64, 8, None); "K64_D8_B16" -> (64, 8, 16)."""
-        parts = point.split("_")
-        batch = int(parts[2][1:]) if len(parts) == 3 else None
-        return int(parts[0][1:]), int(parts[1][1:]), batch
-
-
 def grid(config: dict, study: str) -> list[RunKey]:
     s = config["studies"][study]
     return [
@@ -537,19 +505,6 @@ def eval_settings(config: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- stage 2
-
-
-@dataclass(frozen=True)
-class PriorKey:
-    """One prior trained on one tokenizer's tokens."""
-
-    tokenizer: RunKey
-    prior: str
-    seed: int
-
-    @property
-    def path(self) -> str:
-        return f"{self.tokenizer.path}/prior_{self.prior}_seed{self.seed}"
 
 
 def generation_grid(config: dict, study: str) -> list[PriorKey]:

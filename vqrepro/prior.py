@@ -22,6 +22,7 @@ from . import runtime
 from .data import batch_indices, load_split
 from .io import load_tensors, save_tensors
 from .models.transformer import PriorSettings, TokenTransformer
+from .runs import PRIOR, PRIOR_LOG, RESUME
 from .train import NonFiniteLossError, TrainLog, discard_resume, load_model, resume, save_resume
 
 MODEL_KEYS = ("kind", "layers", "heads", "width", "dropout")
@@ -85,7 +86,7 @@ def train_prior(settings: dict, tokens_path: str | Path, out_dir: str | Path, se
                 device: str = "auto") -> Path:
     """Train one prior; ``prior.pt`` holds the final weights and the snapshots taken every ``snapshot_every`` steps."""
     out_dir = Path(out_dir)
-    resume_path, final_path = out_dir / "resume.pt", out_dir / "prior.pt"
+    resume_path, final_path = out_dir / RESUME, out_dir / PRIOR
     digest = runtime.settings_hash({**settings, "seed": seed, "tokens": str(tokens_path)})
     dev = runtime.configure(threads, seed, device)
     data = load_tensors(tokens_path)
@@ -96,7 +97,7 @@ def train_prior(settings: dict, tokens_path: str | Path, out_dir: str | Path, se
     state = resume(resume_path, digest, model, optimizer)
     start, snapshots = (state["step"], state["snapshots"]) if state else (0, {})
 
-    log = TrainLog(out_dir / "prior_log.csv", state)
+    log = TrainLog(out_dir / PRIOR_LOG, state)
     steps, batch_size = settings["steps"], settings["batch_size"]
     model.train()
     began = time.time()

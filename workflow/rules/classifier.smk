@@ -6,9 +6,9 @@ rule train_feature_classifier:
         "data/{dataset}/train.pt",
         "data/{dataset}/test.pt",
     output:
-        model="runs/classifiers/{dataset}/{classifier}/classifier.pt",
-        checksum="runs/classifiers/{dataset}/{classifier}/classifier.pt.sha256",
-        metrics="runs/classifiers/{dataset}/{classifier}/classifier_metrics.json",
+        model=runs.in_classifier_run(runs.CLASSIFIER),
+        checksum=runs.checksum_of(runs.in_classifier_run(runs.CLASSIFIER)),
+        metrics=runs.in_classifier_run(runs.CLASSIFIER_METRICS),
     params:
         settings=classifier_settings_file,
     log:

@@ -7,6 +7,7 @@ import sys
 from types import SimpleNamespace
 
 from vqrepro import config as vqconfig
+from vqrepro import runs
 from vqrepro.io import write_text
 from vqrepro.summary import claim_counts_text, failed_points, run_summary
 
@@ -50,14 +51,12 @@ wildcard_constraints:
     split="train|test",
     dataset=r"[A-Za-z0-9_]+",
     quantizer=r"[A-Za-z0-9_]+",
-    point=vqconfig.POINT_PATTERN,
+    point=runs.POINT_PATTERN,
     seed=r"\d+",
 
 
 def run_key(wildcards):
-    codebook_size, code_dim, batch_size = vqconfig.RunKey.parse_point(wildcards.point)
-    return vqconfig.RunKey(wildcards.study, wildcards.dataset, wildcards.quantizer, codebook_size, code_dim,
-                           int(wildcards.seed), batch_size)
+    return runs.RunKey.from_wildcards(wildcards)
 
 
 def as_json(settings):
@@ -98,7 +97,7 @@ def study_metrics(wildcards):
 
 
 def study_metrics_all(studies):
-    return [f"runs/{key.path}/metrics.json" for study in studies for key in vqconfig.grid(config, study)]
+    return [key.file(runs.METRICS) for study in studies for key in vqconfig.grid(config, study)]
 
 
 def studies_with_recorded_failures(studies):
@@ -106,10 +105,10 @@ def studies_with_recorded_failures(studies):
     whether every other grid point finished (as after --keep-going)."""
     complete, incomplete = [], []
     for study in studies:
-        runs = [Path("runs") / key.path for key in vqconfig.grid(config, study)]
-        failed = [run for run, _ in failed_points(runs)]
+        folders = [Path(runs.RUNS_DIR) / key.path for key in vqconfig.grid(config, study)]
+        failed = [run for run, _ in failed_points(folders)]
         if failed:
-            finished = all((run / "metrics.json").exists() or run in failed for run in runs)
+            finished = all((run / runs.METRICS).exists() or run in failed for run in folders)
             (complete if finished else incomplete).append(study)
     return complete, incomplete
 
@@ -125,7 +124,7 @@ def convergence_reports(studies):
 
 
 def convergence_curves(wildcards):
-    return [f"runs/{key.path}/convergence.csv" for key in vqconfig.grid(config, wildcards.study)]
+    return [key.file(runs.CONVERGENCE) for key in vqconfig.grid(config, wildcards.study)]
 
 
 def convergence_settings_file(wildcards):
@@ -162,7 +161,7 @@ def generation_outputs(studies):
     for study in studies:
         classifier = config["generation_studies"][study]["classifier"]
         for key in vqconfig.generation_grid(config, study):
-            files += [f"runs/{key.path}/generation_{classifier}.json", f"runs/{key.path}/samples.pt"]
+            files += [key.file(runs.GENERATION.format(classifier=classifier)), key.file(runs.SAMPLES)]
     return files
 
 
@@ -172,7 +171,7 @@ def generation_report_inputs(wildcards):
     dataset = config["classifiers"][classifier]["dataset"]
     return {
         "runs": generation_outputs([study]),
-        "classifier_metrics": f"runs/classifiers/{dataset}/{classifier}/classifier_metrics.json",
+        "classifier_metrics": runs.classifier_file(dataset, classifier, runs.CLASSIFIER_METRICS),
     }
 
 
@@ -186,7 +185,7 @@ reproductions_to_run = vqconfig.reproductions_to_run(config)
 
 
 def reproduction_inputs(wildcards):
-    return [f"runs/{key.path}/metrics.json" for key in vqconfig.reproduction_grid(config, wildcards.reproduction)]
+    return [key.file(runs.METRICS) for key in vqconfig.reproduction_grid(config, wildcards.reproduction)]
 
 
 def reproduction_paper_numbers(wildcards):
@@ -250,5 +249,5 @@ def end_of_run_summary(succeeded):
     tables = (study_reports(config["run_studies"]) + convergence_reports(config["run_studies"])
               + generation_reports(config["run_generation_studies"])
               + [f"results/tables/{name}.md" for name in reproductions_to_run])
-    runs = [f"runs/{key.path}" for study in config["run_studies"] for key in vqconfig.grid(config, study)]
-    print(run_summary(tables, runs, config["scale"], succeeded=succeeded), file=sys.stderr)
+    folders = [f"{runs.RUNS_DIR}/{key.path}" for study in config["run_studies"] for key in vqconfig.grid(config, study)]
+    print(run_summary(tables, folders, config["scale"], succeeded=succeeded), file=sys.stderr)

@@ -3,13 +3,13 @@
 
 rule encode_tokens:
     input:
-        ckpt="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/ckpt.pt",
+        ckpt=runs.in_tokenizer_run(runs.CHECKPOINT),
         split="data/{dataset}/{split}.pt",
     output:
-        tokens="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/tokens_{split}.pt",
-        checksum="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/tokens_{split}.pt.sha256",
+        tokens=runs.in_tokenizer_run(runs.TOKENS),
+        checksum=runs.checksum_of(runs.in_tokenizer_run(runs.TOKENS)),
     log:
-        "logs/runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/tokens_{split}.log",
+        runs.log_file(runs.TOKENIZER_RUN, "tokens_{split}.log"),
     conda:
         "../envs/vqrepro.yaml"
     threads: config["compute"]["threads_per_job"]
@@ -22,15 +22,15 @@ rule encode_tokens:
 
 rule train_prior:
     input:
-        "runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/tokens_train.pt",
+        runs.in_tokenizer_run(runs.TOKENS.format(split="train")),
     output:
-        prior="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/prior.pt",
-        checksum="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/prior.pt.sha256",
-        log_csv="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/prior_log.csv",
+        prior=runs.in_prior_run(runs.PRIOR),
+        checksum=runs.checksum_of(runs.in_prior_run(runs.PRIOR)),
+        log_csv=runs.in_prior_run(runs.PRIOR_LOG),
     params:
         settings=prior_settings_file,
     log:
-        "logs/runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/train.log",
+        runs.log_file(runs.PRIOR_RUN, "train.log"),
     conda:
         "../envs/vqrepro.yaml"
     threads: config["compute"]["threads_per_job"]
@@ -43,15 +43,15 @@ rule train_prior:
 
 rule sample_prior:
     input:
-        prior="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/prior.pt",
-        ckpt="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/ckpt.pt",
+        prior=runs.in_prior_run(runs.PRIOR),
+        ckpt=runs.in_tokenizer_run(runs.CHECKPOINT),
     output:
-        samples="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/samples.pt",
-        checksum="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/samples.pt.sha256",
+        samples=runs.in_prior_run(runs.SAMPLES),
+        checksum=runs.checksum_of(runs.in_prior_run(runs.SAMPLES)),
     params:
         settings=sampling_settings_file,
     log:
-        "logs/runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/sample.log",
+        runs.log_file(runs.PRIOR_RUN, "sample.log"),
     conda:
         "../envs/vqrepro.yaml"
     threads: config["compute"]["threads_per_job"]
@@ -64,17 +64,17 @@ rule sample_prior:
 
 rule eval_generation:
     input:
-        samples="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/samples.pt",
-        prior="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/prior.pt",
-        tokens="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/tokens_test.pt",
+        samples=runs.in_prior_run(runs.SAMPLES),
+        prior=runs.in_prior_run(runs.PRIOR),
+        tokens=runs.in_tokenizer_run(runs.TOKENS.format(split="test")),
         test="data/{dataset}/test.pt",
-        classifier="runs/classifiers/{dataset}/{classifier}/classifier.pt",
+        classifier=runs.in_classifier_run(runs.CLASSIFIER),
     output:
-        "runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/generation_{classifier}.json",
+        runs.in_prior_run(runs.GENERATION),
     params:
         settings=sampling_settings_file,
     log:
-        "logs/runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/prior_{prior}_seed{prior_seed}/eval_{classifier}.log",
+        runs.log_file(runs.PRIOR_RUN, "eval_{classifier}.log"),
     conda:
         "../envs/vqrepro.yaml"
     threads: config["compute"]["threads_per_job"]

@@ -10,16 +10,16 @@ rule train_tokenizer:
         "data/{dataset}/train.pt",
         "data/{dataset}/test.pt",
     output:
-        ckpt="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/ckpt.pt",
-        checksum="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/ckpt.pt.sha256",
-        log_csv="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/train_log.csv",
-        convergence="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/convergence.csv",
-        metrics="runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/metrics.json",
+        ckpt=runs.in_tokenizer_run(runs.CHECKPOINT),
+        checksum=runs.checksum_of(runs.in_tokenizer_run(runs.CHECKPOINT)),
+        log_csv=runs.in_tokenizer_run(runs.TRAIN_LOG),
+        convergence=runs.in_tokenizer_run(runs.CONVERGENCE),
+        metrics=runs.in_tokenizer_run(runs.METRICS),
     params:
         settings=train_settings_file,
         evaluation=eval_settings_file,
     log:
-        "logs/runs/{study}/{dataset}/{quantizer}/{point}/seed{seed}/train.log",
+        runs.log_file(runs.TOKENIZER_RUN, "train.log"),
     conda:
         "../envs/vqrepro.yaml"
     threads: config["compute"]["threads_per_job"]

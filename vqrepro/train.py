@@ -3,7 +3,7 @@
 Settings come as one dict (the slice of params.yaml this run depends on):
     dataset, quantizer (preset), model, training (the schedule: vqrepro/training_settings.py),
     codebook_size, code_dim, seed, and ``task: classification`` for a classifier with a VQ
-    bottleneck (absent: a VQ-VAE).
+    bottleneck (absent: a VQ-VAE; what differs between the two: vqrepro/tasks.py).
 The run folder receives ``ckpt.pt`` (final weights, checksummed), ``train_log.csv``,
 ``convergence.csv`` (whole-split usage, perplexity and MSE every ``training.eval_every``
 steps; only the header when that is 0) and, while training, ``resume.pt``: a job killed and started again continues from
@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import runtime
@@ -31,6 +30,7 @@ from .errors import NonFiniteLossError
 from .runs import CHECKPOINT, CONVERGENCE, FAILURE_RECORD, RESUME, TRAIN_LOG
 from .models import VQVAE, ClassifierSettings, ModelSettings, VQClassifier
 from .quantizers import build_quantizer
+from .tasks import is_classifier, task_for
 from .training_settings import TrainingSettings
 
 
@@ -41,10 +41,6 @@ def record_failure(out_dir: Path, err: Exception, step: int, digest: str) -> Non
     """Leave the reason next to the run, so a report made with --keep-going can mark the grid point."""
     write_text(out_dir / FAILURE_RECORD, json.dumps(
         {"error": type(err).__name__, "message": str(err), "step": step, "settings_hash": digest}, indent=1))
-
-
-def is_classifier(settings: dict) -> bool:
-    return settings.get("task", "reconstruction") == "classification"
 
 
 def build_model(settings: dict, in_channels: int, num_classes: int = 0) -> VQVAE | VQClassifier:
@@ -172,16 +168,9 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
 
     train_split = load_split(data_dir, "train")
     in_channels = train_split.shape[0]
-    classify = is_classifier(settings)
-    num_classes = 0
-    if classify:
-        if train_split.labels is None:
-            raise ValueError(f"{data_dir} has no labels; a classification study needs a labelled data set")
-        num_classes = int(train_split.labels.max()) + 1
-    model = build_model(settings, in_channels, num_classes).to(dev)
+    task = task_for(settings, schedule, train_split, data_dir)
+    model = build_model(settings, in_channels, task.num_classes).to(dev)
     optimizer, codebook_optimizer = make_optimizers(model, schedule)
-    variance = 4.0 * train_split.pixel_variance() if schedule.divide_by_data_variance and not classify else 1.0  # [-1, 1]
-    task_name = "xent" if classify else "recon"
 
     state = resume(resume_path, digest, model, optimizer, codebook_optimizer)
     start = state["step"] if state else 0
@@ -193,13 +182,12 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
     steps = schedule.steps
     model.train()
     began = time.time()
-    batches = iterate_batches(train_split, schedule.batch_size, settings["seed"], start, steps, schedule.workers,
-                              with_labels=classify)
+    batches = task.batches(train_split, schedule.batch_size, settings["seed"], start, steps, schedule.workers)
     bar = tqdm(range(start, steps), initial=start, total=steps, desc=str(out_dir), file=sys.stderr,
                mininterval=10.0)
     outer_steps = model.quantizer.outer_steps
     for step in bar:
-        images, labels = next(batches) if classify else (next(batches), None)
+        images, labels = next(batches)
         images = model.images_in(images.to(dev))
         model.quantizer.begin_step(step, step * schedule.batch_size // len(train_split))
         for opt in filter(None, (optimizer, codebook_optimizer)):
@@ -208,10 +196,10 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
         if codebook_optimizer is not None:
             alternating_codebook_steps(model, images, codebook_optimizer)
         # Outer (task) steps split the batch evenly, as in the STE paper's Table 10 (one step by default).
-        targets = labels.to(dev).chunk(outer_steps) if classify else images.chunk(outer_steps)
+        targets = task.targets(images, labels).chunk(outer_steps)
         for part, target in zip(images.chunk(outer_steps), targets):
             output, out = model(part)
-            task_loss = F.cross_entropy(output, target) if classify else F.mse_loss(output, target) / variance
+            task_loss = task.loss(output, target)
             loss = task_loss + out.loss
             if not torch.isfinite(loss):
                 err = NonFiniteLossError(
@@ -228,14 +216,14 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
         model.quantizer.on_step(step)
         done = step + 1
         if done % schedule.log_every == 0 or done == steps:
-            row = {"step": done, "loss": loss.item(), task_name: task_loss.item()}
+            row = {"step": done, "loss": loss.item(), task.log_name: task_loss.item()}
             row.update({name: value.item() for name, value in sorted(out.losses.items())})
             row.update(out.stats)
             log.add(row)
             bar.set_postfix(loss=f"{row['loss']:.4f}", usage=f"{out.stats['batch_usage']:.2f}", refresh=False)
         if schedule.eval_every and (done % schedule.eval_every == 0 or done == steps):
             for name, split in (("train", train_split), ("test", test_split)):
-                measured = measure_split(model, split, 256, dev, with_mse=not classify)
+                measured = measure_split(model, split, 256, dev, with_mse=task.measures_mse)
                 curve.add({"step": done, "split": name, **{c: measured.get(c, "") for c in CONVERGENCE_COLUMNS[2:]}})
         if done % schedule.checkpoint_every == 0 and done < steps:
             log.flush()
@@ -247,7 +235,7 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
     if not curve.rows:  # eval_every 0: no snapshots asked for, but the rule's output exists
         write_text(curve.path, ",".join(CONVERGENCE_COLUMNS) + "\n")
     save_tensors(final_path, {
-        "model": model.state_dict(), "in_channels": in_channels, "num_classes": num_classes, "settings": json.dumps(settings, sort_keys=True),
+        "model": model.state_dict(), "in_channels": in_channels, "num_classes": task.num_classes, "settings": json.dumps(settings, sort_keys=True),
         "settings_hash": digest, "steps": steps, "train_seconds": time.time() - began,
     })
     discard_resume(resume_path)

@@ -103,3 +103,15 @@ def test_train_settings_carry_only_the_runs_slice(params_copy):
     settings = config.train_settings(params_copy, key)
     assert settings["quantizer"] == params_copy["quantizers"][key.quantizer]
     assert set(settings) == {"dataset", "quantizer", "model", "training", "codebook_size", "code_dim", "seed"}
+
+
+def test_the_schema_and_the_training_loop_know_the_same_training_keys(params):
+    from dataclasses import MISSING, fields
+
+    from vqrepro.training_settings import TrainingSettings
+
+    schema = yaml.safe_load(config.SCHEMA_PATH.read_text())["definitions"]["training"]
+    assert set(schema["properties"]) == {f.name for f in fields(TrainingSettings)}
+    assert set(schema["required"]) == {f.name for f in fields(TrainingSettings) if f.default is MISSING}
+    for preset in params["training"].values():  # what the schema accepts, the loop accepts
+        TrainingSettings.from_dict(preset)

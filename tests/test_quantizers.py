@@ -243,15 +243,17 @@ def test_rotation_trick_keeps_the_forward_value_and_rotates_the_gradient():
     torch.testing.assert_close(z.grad, scale * torch.nn.functional.normalize(z.detach(), dim=1))
 
 
-def test_alternating_inner_steps_move_only_the_codebook():
+def test_alternating_inner_steps_move_only_the_codebook(params):
     from vqrepro.models import VQVAE, ModelSettings
     from vqrepro.train import alternating_codebook_steps, make_optimizers
+    from vqrepro.training_settings import TrainingSettings
 
     torch.manual_seed(0)
     quantizer = vq_with(8, 4, inner_steps=2)
     model = VQVAE(1, quantizer, ModelSettings(hidden_channels=8, residual_layers=1, residual_channels=4,
                                                downsamples=1))
-    _, codebook_optimizer = make_optimizers(model, {"lr": 0.05, "betas": [0.9, 0.999]})
+    schedule = TrainingSettings.from_dict(dict(params["training"]["digits_mini"], lr=0.05, betas=[0.9, 0.999]))
+    _, codebook_optimizer = make_optimizers(model, schedule)
     assert codebook_optimizer is not None
     images = torch.rand(4, 1, 8, 8) * 2 - 1
     encoder_before = [p.detach().clone() for p in model.encoder.parameters()]

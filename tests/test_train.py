@@ -1,5 +1,6 @@
 """Training: resume after SIGKILL gives the same result; a non-finite loss fails clearly."""
 import json
+import re
 import sys
 
 import pytest
@@ -8,6 +9,7 @@ import torch
 from conftest import kill_after_first_checkpoint_then_rerun
 from vqrepro import data
 from vqrepro.evaluate import evaluate_tokenizer
+from vqrepro.errors import ConfigError
 from vqrepro.io import load_tensors, save_tensors
 from vqrepro.train import NonFiniteLossError, train_tokenizer
 
@@ -75,6 +77,27 @@ def test_non_finite_loss_stops_without_a_checkpoint(tmp_path, params):
     with pytest.raises(NonFiniteLossError, match="no checkpoint written"):
         train_tokenizer(tiny_settings(params, steps=5), blank, out)
     assert not (out / "ckpt.pt").exists()
+
+
+ABSENT = object()
+BAD_TRAINING_SETTINGS = [
+    ("unknown key", {"stpes": 10}, "training.stpes: unknown training setting"),
+    ("integer as text", {"batch_size": "64"}, "training.batch_size: must be an integer, got '64'"),
+    ("true as a count", {"workers": True}, "training.workers: must be an integer, got True"),
+    ("one beta", {"betas": [0.9]}, "training.betas: must be a list of two numbers"),
+    ("missing", {"lr": ABSENT}, "training.lr: missing"),
+]
+
+
+@pytest.mark.parametrize("label,edit,message", BAD_TRAINING_SETTINGS, ids=[b[0] for b in BAD_TRAINING_SETTINGS])
+def test_a_bad_training_setting_stops_the_loop_before_any_work_with_one_message_naming_it(
+        tmp_path, params, label, edit, message):
+    settings = tiny_settings(params, steps=5)
+    edited = {**settings["training"], **edit}
+    settings["training"] = {key: value for key, value in edited.items() if value is not ABSENT}
+    with pytest.raises(ConfigError, match=re.escape(message)):  # before the (absent) data is read
+        train_tokenizer(settings, tmp_path / "no-data", tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 def test_training_log_records_losses_usage_and_perplexity(tmp_path, params, digits_dir):

@@ -11,7 +11,8 @@ from vqrepro.claims import NO_DIAGNOSIS, evaluate_claim
 from vqrepro.convergence import build_convergence_report, settled_step
 from vqrepro.evaluate import evaluate_tokenizer
 from test_train import tiny_settings as train_settings
-from vqrepro.train import learning_rate, train_tokenizer
+from vqrepro.train import train_tokenizer
+from vqrepro.training_settings import TrainingSettings
 
 
 def tiny_settings(params, steps=20, **training):
@@ -40,10 +41,11 @@ def test_bundled_mnist_is_real_28x28_and_split_stratified(tmp_path, params):
     assert again["splits"]["train"]["sha256"] == info["splits"]["train"]["sha256"]
 
 
-def test_learning_rate_decays_once_per_epoch():
-    cfg = {"lr": 1e-3, "lr_decay_per_epoch": 0.5}
-    assert [learning_rate(cfg, step, 10) for step in (0, 9, 10, 25)] == [1e-3, 1e-3, 5e-4, 2.5e-4]
-    assert learning_rate({"lr": 1e-3}, 1000, 10) == 1e-3  # absent: constant
+def test_learning_rate_decays_once_per_epoch(params):
+    preset = {key: value for key, value in params["training"]["digits_mini"].items() if key != "lr_decay_per_epoch"}
+    decayed = TrainingSettings.from_dict(dict(preset, lr=1e-3, lr_decay_per_epoch=0.5))
+    assert [decayed.learning_rate(step, 10) for step in (0, 9, 10, 25)] == [1e-3, 1e-3, 5e-4, 2.5e-4]
+    assert TrainingSettings.from_dict(dict(preset, lr=1e-3)).learning_rate(1000, 10) == 1e-3  # absent: constant
 
 
 def test_gradient_clipping_changes_training(tmp_path, params, digits_dir):

@@ -20,7 +20,8 @@ from . import metrics, runtime, weights
 from .snapshots import measure_split
 from .data import load_split
 from .io import write_json
-from .train import is_classifier, load_model
+from .tasks import is_classifier
+from .train import load_model
 
 LPIPS_MIN_SIDE = 32  # AlexNet's pooling stack needs at least this many pixels
 

@@ -1,8 +1,9 @@
 """Stage 1: train one tokenizer (one grid point) with a resumable, deterministic loop.
 
 Settings come as one dict (the slice of params.yaml this run depends on):
-    dataset, quantizer (preset), model, training, codebook_size, code_dim, seed,
-    and ``task: classification`` for a classifier with a VQ bottleneck (absent: a VQ-VAE).
+    dataset, quantizer (preset), model, training (the schedule: vqrepro/training_settings.py),
+    codebook_size, code_dim, seed, and ``task: classification`` for a classifier with a VQ
+    bottleneck (absent: a VQ-VAE; what differs between the two: vqrepro/tasks.py).
 The run folder receives ``ckpt.pt`` (final weights, checksummed), ``train_log.csv``,
 ``convergence.csv`` (whole-split usage, perplexity and MSE every ``training.eval_every``
 steps; only the header when that is 0) and, while training, ``resume.pt``: a job killed and started again continues from
@@ -19,7 +20,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import runtime
@@ -30,6 +30,8 @@ from .errors import NonFiniteLossError
 from .runs import CHECKPOINT, CONVERGENCE, FAILURE_RECORD, RESUME, TRAIN_LOG
 from .models import VQVAE, ClassifierSettings, ModelSettings, VQClassifier
 from .quantizers import build_quantizer
+from .tasks import is_classifier, task_for
+from .training_settings import TrainingSettings
 
 
 CONVERGENCE_COLUMNS = ["step", "split", "usage", "perplexity", "mse", "codes_used", "tokens"]
@@ -39,10 +41,6 @@ def record_failure(out_dir: Path, err: Exception, step: int, digest: str) -> Non
     """Leave the reason next to the run, so a report made with --keep-going can mark the grid point."""
     write_text(out_dir / FAILURE_RECORD, json.dumps(
         {"error": type(err).__name__, "message": str(err), "step": step, "settings_hash": digest}, indent=1))
-
-
-def is_classifier(settings: dict) -> bool:
-    return settings.get("task", "reconstruction") == "classification"
 
 
 def build_model(settings: dict, in_channels: int, num_classes: int = 0) -> VQVAE | VQClassifier:
@@ -100,13 +98,13 @@ def discard_resume(path: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
-def make_optimizers(model: VQVAE, cfg: dict) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer | None]:
+def make_optimizers(model: VQVAE, schedule: TrainingSettings) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer | None]:
     """Adam over the whole model; with alternating optimisation a second Adam for the codebook's inner steps.
 
     The task step still updates the codebook, as vqtorch's in-place optimiser does:
     synchronised commitment (a task gradient on the codes) needs it.
     """
-    adam = {"lr": cfg["lr"], "betas": tuple(cfg["betas"])}
+    adam = {"lr": schedule.lr, "betas": schedule.betas}
     task_optimizer = torch.optim.Adam(model.parameters(), **adam)
     if model.quantizer.inner_steps == 0:
         return task_optimizer, None
@@ -128,15 +126,6 @@ def alternating_codebook_steps(model: VQVAE | VQClassifier, images: torch.Tensor
         codebook_optimizer.zero_grad(set_to_none=True)
         model.quantizer.alternating_loss(part).backward()
         codebook_optimizer.step()
-
-
-def learning_rate(cfg: dict, step: int, steps_per_epoch: int) -> float:
-    """Adam's rate at ``step``: ``lr`` decayed by ``lr_decay_per_epoch`` once per epoch.
-
-    A pure function of the step (as the NS-VQ code's ExponentialLR stepped per epoch),
-    so a resumed run continues the schedule without scheduler state.
-    """
-    return cfg["lr"] * cfg.get("lr_decay_per_epoch", 1.0) ** (step // steps_per_epoch)
 
 
 class TrainLog:
@@ -171,7 +160,7 @@ class TrainLog:
 
 
 def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, threads: int = 1, device: str = "auto") -> Path:
-    cfg = settings["training"]
+    schedule = TrainingSettings.from_dict(settings["training"])
     out_dir = Path(out_dir)
     resume_path, final_path = out_dir / RESUME, out_dir / CHECKPOINT
     digest = runtime.settings_hash(settings)
@@ -179,48 +168,38 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
 
     train_split = load_split(data_dir, "train")
     in_channels = train_split.shape[0]
-    classify = is_classifier(settings)
-    num_classes = 0
-    if classify:
-        if train_split.labels is None:
-            raise ValueError(f"{data_dir} has no labels; a classification study needs a labelled data set")
-        num_classes = int(train_split.labels.max()) + 1
-    model = build_model(settings, in_channels, num_classes).to(dev)
-    optimizer, codebook_optimizer = make_optimizers(model, cfg)
-    variance = 4.0 * train_split.pixel_variance() if cfg["divide_by_data_variance"] and not classify else 1.0  # [-1, 1]
-    task_name = "xent" if classify else "recon"
+    task = task_for(settings, schedule, train_split, data_dir)
+    model = build_model(settings, in_channels, task.num_classes).to(dev)
+    optimizer, codebook_optimizer = make_optimizers(model, schedule)
 
     state = resume(resume_path, digest, model, optimizer, codebook_optimizer)
     start = state["step"] if state else 0
 
     log = TrainLog(out_dir / TRAIN_LOG, state)
     curve = TrainLog(out_dir / CONVERGENCE, state, key="curve_rows")
-    eval_every = cfg.get("eval_every", 0)
-    test_split = load_split(data_dir, "test") if eval_every else None
-    steps_per_epoch = len(train_split) // cfg["batch_size"]
-    clip_norm = cfg.get("grad_clip_norm")
-    steps = cfg["steps"]
+    test_split = load_split(data_dir, "test") if schedule.eval_every else None
+    steps_per_epoch = len(train_split) // schedule.batch_size
+    steps = schedule.steps
     model.train()
     began = time.time()
-    batches = iterate_batches(train_split, cfg["batch_size"], settings["seed"], start, steps, cfg["workers"],
-                              with_labels=classify)
+    batches = task.batches(train_split, schedule.batch_size, settings["seed"], start, steps, schedule.workers)
     bar = tqdm(range(start, steps), initial=start, total=steps, desc=str(out_dir), file=sys.stderr,
                mininterval=10.0)
     outer_steps = model.quantizer.outer_steps
     for step in bar:
-        images, labels = next(batches) if classify else (next(batches), None)
+        images, labels = next(batches)
         images = model.images_in(images.to(dev))
-        model.quantizer.begin_step(step, step * cfg["batch_size"] // len(train_split))
+        model.quantizer.begin_step(step, step * schedule.batch_size // len(train_split))
         for opt in filter(None, (optimizer, codebook_optimizer)):
             for group in opt.param_groups:
-                group["lr"] = learning_rate(cfg, step, steps_per_epoch)
+                group["lr"] = schedule.learning_rate(step, steps_per_epoch)
         if codebook_optimizer is not None:
             alternating_codebook_steps(model, images, codebook_optimizer)
         # Outer (task) steps split the batch evenly, as in the STE paper's Table 10 (one step by default).
-        targets = labels.to(dev).chunk(outer_steps) if classify else images.chunk(outer_steps)
+        targets = task.targets(images, labels).chunk(outer_steps)
         for part, target in zip(images.chunk(outer_steps), targets):
             output, out = model(part)
-            task_loss = F.cross_entropy(output, target) if classify else F.mse_loss(output, target) / variance
+            task_loss = task.loss(output, target)
             loss = task_loss + out.loss
             if not torch.isfinite(loss):
                 err = NonFiniteLossError(
@@ -231,22 +210,22 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
                 raise err
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if clip_norm is not None:  # as the NS-VQ code: total norm over all parameters
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+            if schedule.grad_clip_norm is not None:  # as the NS-VQ code: total norm over all parameters
+                torch.nn.utils.clip_grad_norm_(model.parameters(), schedule.grad_clip_norm)
             optimizer.step()
         model.quantizer.on_step(step)
         done = step + 1
-        if done % cfg["log_every"] == 0 or done == steps:
-            row = {"step": done, "loss": loss.item(), task_name: task_loss.item()}
+        if done % schedule.log_every == 0 or done == steps:
+            row = {"step": done, "loss": loss.item(), task.log_name: task_loss.item()}
             row.update({name: value.item() for name, value in sorted(out.losses.items())})
             row.update(out.stats)
             log.add(row)
             bar.set_postfix(loss=f"{row['loss']:.4f}", usage=f"{out.stats['batch_usage']:.2f}", refresh=False)
-        if eval_every and (done % eval_every == 0 or done == steps):
+        if schedule.eval_every and (done % schedule.eval_every == 0 or done == steps):
             for name, split in (("train", train_split), ("test", test_split)):
-                measured = measure_split(model, split, 256, dev, with_mse=not classify)
+                measured = measure_split(model, split, 256, dev, with_mse=task.measures_mse)
                 curve.add({"step": done, "split": name, **{c: measured.get(c, "") for c in CONVERGENCE_COLUMNS[2:]}})
-        if done % cfg["checkpoint_every"] == 0 and done < steps:
+        if done % schedule.checkpoint_every == 0 and done < steps:
             log.flush()
             curve.flush()
             save_resume(resume_path, digest, model, optimizer, done, codebook_optimizer, log_rows=log.rows,
@@ -256,7 +235,7 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
     if not curve.rows:  # eval_every 0: no snapshots asked for, but the rule's output exists
         write_text(curve.path, ",".join(CONVERGENCE_COLUMNS) + "\n")
     save_tensors(final_path, {
-        "model": model.state_dict(), "in_channels": in_channels, "num_classes": num_classes, "settings": json.dumps(settings, sort_keys=True),
+        "model": model.state_dict(), "in_channels": in_channels, "num_classes": task.num_classes, "settings": json.dumps(settings, sort_keys=True),
         "settings_hash": digest, "steps": steps, "train_seconds": time.time() - began,
     })
     discard_resume(resume_path)

@@ -9,7 +9,8 @@ from conftest import REPO
 from vqrepro import data
 from vqrepro.evaluate import evaluate_tokenizer
 from vqrepro.quantizers import REGISTRY
-from vqrepro.train import load_model, train_tokenizer
+from vqrepro.checkpoints import load_model
+from vqrepro.train import train_tokenizer
 
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
 ZOO = PARAMS["studies"]["quantizer_zoo"]

@@ -21,7 +21,7 @@ SCHEMA_PATH = Path(__file__).with_name("params.schema.yaml")
 
 
 from .errors import ConfigError  # noqa: E402  (re-exported: vqrepro.config.ConfigError)
-from .runs import POINT_PATTERN, PriorKey, RunKey  # noqa: E402,F401  (the grid's keys; re-exported)
+from .runs import PriorKey, RunKey  # noqa: E402  (the grid's keys)
 
 
 def _key(path) -> str:

@@ -21,7 +21,7 @@ from .snapshots import measure_split
 from .data import load_split
 from .io import write_json
 from .tasks import is_classifier
-from .train import load_model
+from .checkpoints import load_model
 
 LPIPS_MIN_SIDE = 32  # AlexNet's pooling stack needs at least this many pixels
 

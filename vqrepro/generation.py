@@ -22,7 +22,7 @@ from .data import load_split
 from .evaluate import rfid, to_uint8
 from .io import load_tensors, save_tensors, write_json
 from .prior import bits_per_token, prior_at, sample_tokens
-from .train import load_model
+from .checkpoints import load_model
 
 
 def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tuple[float, float]:

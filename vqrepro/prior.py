@@ -23,7 +23,8 @@ from .data import batch_indices, load_split
 from .io import load_tensors, save_tensors
 from .models.transformer import PriorSettings, TokenTransformer
 from .runs import PRIOR, PRIOR_LOG, RESUME
-from .train import NonFiniteLossError, TrainLog, discard_resume, load_model, resume, save_resume
+from .checkpoints import TrainLog, discard_resume, load_model, resume, save_resume
+from .errors import NonFiniteLossError
 
 MODEL_KEYS = ("kind", "layers", "heads", "width", "dropout")
 

@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .io import write_text
+
 RUNS_DIR = "runs"
 TOKENIZER_RUN = "{study}/{dataset}/{quantizer}/{point}/seed{seed}"
 PRIOR_FOLDER = "prior_{prior}_seed{prior_seed}"  # below its tokenizer's run
@@ -133,3 +135,9 @@ def failure_reason(run_dir: str | Path) -> str | None:
         return None
     failure = json.loads(record.read_text())
     return f"{failure['error']} at step {failure['step']}: {failure['message'].splitlines()[0]}"
+
+
+def record_failure(out_dir: Path, err: Exception, step: int, digest: str) -> None:
+    """Leave the reason next to the run, so a report made with --keep-going can mark the grid point."""
+    write_text(out_dir / FAILURE_RECORD, json.dumps(
+        {"error": type(err).__name__, "message": str(err), "step": step, "settings_hash": digest}, indent=1))

@@ -38,6 +38,7 @@ import inspect
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -121,6 +122,22 @@ class Quantizer(nn.Module):
     def codes(self) -> torch.Tensor:
         """The (K, D) code vectors that tokens are matched against and decoded from."""
         raise NotImplementedError
+
+    def commitment_loss(self, z: torch.Tensor, z_q: torch.Tensor) -> torch.Tensor:
+        """commit_weight * ||z - sg(z_q)||^2 (mean): pulls the encoder output towards its code."""
+        return self.settings.commit_weight * F.mse_loss(z, z_q.detach())
+
+    def codebook_loss(self, z: torch.Tensor, z_q: torch.Tensor) -> torch.Tensor:
+        """codebook_weight * ||sg(z) - z_q||^2 (mean): pulls the code towards the encoder output."""
+        return self.settings.codebook_weight * F.mse_loss(z.detach(), z_q)
+
+    def vq_losses(self, z: torch.Tensor, z_q: torch.Tensor) -> dict[str, torch.Tensor]:
+        """VQ-VAE's two named terms, ``commit`` then ``codebook``, with the settings' weights.
+
+        For methods whose Settings have ``commit_weight`` and ``codebook_weight``; the
+        training loop sums ``losses`` in this order.
+        """
+        return {"commit": self.commitment_loss(z, z_q), "codebook": self.codebook_loss(z, z_q)}
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
         """Decode indices of any shape to code vectors (..., D)."""

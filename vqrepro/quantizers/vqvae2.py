@@ -31,7 +31,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .base import QuantizerOutput, check_choices, straight_through
 from .ema import EMAQuantizer, EMASettings
@@ -92,7 +91,7 @@ class VQVAE2Quantizer(EMAQuantizer):
             self._ema_update(z.detach(), indices)
             if s.dead_code_threshold > 0:
                 stats["replaced_codes"] = float(self._replace_dead_codes(z.detach()))
-        losses = {"commit": s.commit_weight * F.mse_loss(z, z_q)}
+        losses = {"commit": self.commitment_loss(z, z_q)}
         out = rotate_onto(z, z_q) if s.estimator == "rotation" else straight_through(z, z_q)
         return QuantizerOutput(out, indices, losses, stats)
 

@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..metrics import codebook_usage, perplexity
+
 
 @dataclass
 class QuantizerOutput:
@@ -56,14 +58,9 @@ class QuantizerOutput:
 
 
 def usage_stats(indices: torch.Tensor, codebook_size: int) -> dict[str, float]:
-    """Share of codes used and perplexity of one batch's assignments."""
-    counts = torch.bincount(indices.reshape(-1), minlength=codebook_size).float()
-    probs = counts / counts.sum().clamp_min(1.0)
-    entropy = -(probs * torch.log(probs.clamp_min(1e-12))).sum()
-    return {
-        "batch_usage": (counts > 0).float().mean().item(),
-        "batch_perplexity": entropy.exp().item(),
-    }
+    """Share of codes used and perplexity of one batch's assignments (perplexity in float32, as logged)."""
+    counts = torch.bincount(indices.reshape(-1), minlength=codebook_size)
+    return {"batch_usage": codebook_usage(counts), "batch_perplexity": perplexity(counts, torch.float32)}
 
 
 class Quantizer(nn.Module):

@@ -103,3 +103,14 @@ def test_train_settings_carry_only_the_runs_slice(params_copy):
     settings = config.train_settings(params_copy, key)
     assert settings["quantizer"] == params_copy["quantizers"][key.quantizer]
     assert set(settings) == {"dataset", "quantizer", "model", "training", "codebook_size", "code_dim", "seed"}
+
+
+def test_a_registered_method_needs_no_preset(params_copy):
+    """A study may name a method without a preset: its jobs are those of the bare preset {method: name}."""
+    assert params_copy["quantizers"]["simvq"] == {"method": "simvq"}
+    with_preset = config.grid(params_copy, "mnist_nsvq_grid")
+    jobs = [config.train_settings(params_copy, key) for key in with_preset if key.quantizer == "simvq"]
+    del params_copy["quantizers"]["simvq"]
+    config.check(params_copy)
+    assert config.grid(params_copy, "mnist_nsvq_grid") == with_preset
+    assert [config.train_settings(params_copy, key) for key in with_preset if key.quantizer == "simvq"] == jobs != []

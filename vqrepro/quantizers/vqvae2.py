@@ -23,7 +23,7 @@ The decay default 0.9995 is the value in the NS-VQ repository's config
 
 Each difference is a setting, so the VQ-VAE-2 paper's own quantizer is the preset
 ``{init: normal, dead_code_threshold: 0, estimator: ste, decay: 0.99}``,
-whose codebook trajectory equals ``ema``'s (tests/test_quantizer_simvq_fc.py).
+whose codebook trajectory equals ``ema``'s (tests/test_quantizer_vqvae2.py).
 """
 from __future__ import annotations
 

@@ -115,3 +115,14 @@ def test_the_schema_and_the_training_loop_know_the_same_training_keys(params):
     assert set(schema["required"]) == {f.name for f in fields(TrainingSettings) if f.default is MISSING}
     for preset in params["training"].values():  # what the schema accepts, the loop accepts
         TrainingSettings.from_dict(preset)
+
+
+def test_a_registered_method_needs_no_preset(params_copy):
+    """A study may name a method without a preset: its jobs are those of the bare preset {method: name}."""
+    assert params_copy["quantizers"]["simvq"] == {"method": "simvq"}
+    with_preset = config.grid(params_copy, "mnist_nsvq_grid")
+    jobs = [config.train_settings(params_copy, key) for key in with_preset if key.quantizer == "simvq"]
+    del params_copy["quantizers"]["simvq"]
+    config.check(params_copy)
+    assert config.grid(params_copy, "mnist_nsvq_grid") == with_preset
+    assert [config.train_settings(params_copy, key) for key in with_preset if key.quantizer == "simvq"] == jobs != []

@@ -1,8 +1,20 @@
-"""The defining properties of each quantizer and of the shared nearest-code search."""
+"""What every quantizer shares: the nearest-code search, the registry, settings and the module surface.
+
+Each method's defining properties are in tests/test_quantizer_<name>.py.
+"""
+from pathlib import Path
+
 import pytest
 import torch
 
-from vqrepro.quantizers import build_quantizer, nearest_code
+from vqrepro.quantizers import REGISTRY, build_quantizer, nearest_code
+from vqrepro.quantizers.fc import VQGANFCQuantizer
+from vqrepro.quantizers.fsq import FSQQuantizer
+from vqrepro.quantizers.gumbel import GumbelQuantizer
+from vqrepro.quantizers.lfq import LFQQuantizer
+from vqrepro.quantizers.simvq import SimVQQuantizer
+from vqrepro.quantizers.sqvae import SQVAEQuantizer
+from vqrepro.quantizers.vqvae2 import VQVAE2Quantizer
 
 
 def brute_force(z, codebook):
@@ -25,82 +37,6 @@ def test_cosine_search_ignores_norm():
     assert indices.tolist() == [0, 1]
 
 
-def test_vq_forward_is_nearest_code_and_gradient_is_straight_through():
-    torch.manual_seed(0)
-    q = build_quantizer({"method": "vq"}, 16, 4)
-    z = torch.randn(3, 5, 4, requires_grad=True)
-    out = q(z)
-    codes = q.codebook.detach()
-    expected = codes[brute_force(z.detach().reshape(-1, 4), codes)].reshape(3, 5, 4)
-    torch.testing.assert_close(out.z_q, expected)
-    upstream = torch.randn_like(out.z_q)
-    (out.z_q * upstream).sum().backward()
-    torch.testing.assert_close(z.grad, upstream)  # identity gradient
-    assert q.codebook.grad is None  # z_q's task gradient never reaches the codebook
-
-
-def test_vq_losses_split_encoder_and_codebook_sides():
-    torch.manual_seed(0)
-    q = build_quantizer({"method": "vq", "commit_weight": 0.25, "codebook_weight": 1.0}, 8, 4)
-    z = torch.randn(32, 4, requires_grad=True)
-    out = q(z)
-    distance = (z.detach() - q.codebook.detach()[out.indices]).pow(2).mean()
-    torch.testing.assert_close(out.losses["commit"], 0.25 * distance)
-    torch.testing.assert_close(out.losses["codebook"], distance)
-    out.losses["commit"].backward()
-    assert q.codebook.grad is None  # commitment moves only the encoder
-    z.grad = None
-    q(z).losses["codebook"].backward()
-    assert z.grad is None and q.codebook.grad is not None  # codebook loss moves only the codes
-
-
-def test_ema_with_zero_decay_sets_codes_to_assigned_means():
-    torch.manual_seed(0)
-    q = build_quantizer({"method": "ema", "decay": 0.0, "epsilon": 1e-12}, 6, 3)
-    z = torch.randn(300, 3)
-    indices, _ = nearest_code(z, q.codebook.clone())
-    q.train()
-    q(z)
-    for code in indices.unique():
-        torch.testing.assert_close(q.codebook[code], z[indices == code].mean(0), rtol=1e-5, atol=1e-5)
-
-
-def test_ema_keeps_codes_unused_in_the_first_batches():
-    """A code that no token picks stays where it was, so it can still be chosen once the
-    encoder's outputs move (with counts starting at 0 it is sent ~1e5 times outward)."""
-    torch.manual_seed(0)
-    k, d = 64, 8
-    q = build_quantizer({"method": "ema", "decay": 0.99}, k, d)
-    q.train()
-    start = q.codebook.clone()
-    used = set()
-    for _ in range(20):  # tokens near four codes only: the other 60 get nothing
-        z = start[torch.randint(0, 4, (256,))] + 0.01 * torch.randn(256, d)
-        used |= set(q(z).indices.tolist())
-    unused = torch.tensor(sorted(set(range(k)) - used))
-    assert len(unused) >= k - 8
-    torch.testing.assert_close(q.codebook[unused], start[unused], rtol=1e-3, atol=1e-4)
-    # Each unused code is still the nearest code of a token placed next to it.
-    probe = start[unused] + 1e-3 * torch.randn(len(unused), d)
-    q.eval()
-    assert torch.equal(q(probe).indices, unused)
-
-
-def test_ema_moves_codes_by_the_decay_rule_and_has_no_gradient():
-    torch.manual_seed(0)
-    q = build_quantizer({"method": "ema", "decay": 0.9, "epsilon": 1e-5}, 4, 2)
-    assert not any(p.requires_grad for p in q.parameters())
-    z = torch.randn(50, 2)
-    before = q.codebook.clone()
-    q.eval()
-    q(z)
-    torch.testing.assert_close(q.codebook, before)  # evaluation never updates the codebook
-    q.train()
-    out = q(z)
-    assert set(out.losses) == {"commit"}
-    assert not torch.allclose(q.codebook, before)
-
-
 def test_unknown_method_and_setting_are_rejected():
     with pytest.raises(KeyError, match="unknown quantizer method"):
         build_quantizer({"method": "nope"}, 8, 4)
@@ -108,252 +44,72 @@ def test_unknown_method_and_setting_are_rejected():
         build_quantizer({"method": "vq", "beta": 0.3}, 8, 4)
 
 
-def test_ema_assigned_sums_match_index_add_in_every_chunking():
-    from vqrepro.quantizers.ema import assigned_sums
+def make(cls, k, d, **settings):
+    return cls(k, d, cls.settings_from(settings))
 
+
+CLASSES = {"sqvae": SQVAEQuantizer, "gumbel": GumbelQuantizer, "fsq": FSQQuantizer, "lfq": LFQQuantizer}
+
+
+def test_registry_names():
+    assert REGISTRY["simvq"] is SimVQQuantizer
+    assert REGISTRY["vqgan_fc"] is VQGANFCQuantizer
+    assert REGISTRY["vqvae2"] is VQVAE2Quantizer
+    assert isinstance(build_quantizer({"method": "vqgan_fc", "lookup_dim": 3}, 8, 16), VQGANFCQuantizer)
+    for name, cls in CLASSES.items():
+        assert REGISTRY[name] is cls
+    assert isinstance(build_quantizer({"method": "fsq", "levels": [8, 5, 5, 5]}, 1000, 16), FSQQuantizer)
+    with pytest.raises(ValueError, match="'levels'"):
+        build_quantizer({"method": "fsq"}, 100, 4)
+    with pytest.raises(KeyError, match="temperature"):
+        build_quantizer({"method": "sqvae", "temperature": 0.5}, 8, 4)
+
+
+def test_every_registered_method_has_its_test_file():
+    """Adding a method (README): its module, its line in REGISTRY and tests/test_quantizer_<name>.py."""
+    missing = [name for name in REGISTRY if not (Path(__file__).parent / f"test_quantizer_{name}.py").is_file()]
+    assert not missing, f"registered methods without tests/test_quantizer_<name>.py: {missing}"
+
+
+@pytest.mark.parametrize("method,k,d", [("sqvae", 8, 4), ("gumbel", 8, 4), ("fsq", 1000, 4), ("fsq", 240, 6), ("lfq", 16, 4), ("lfq", 8, 3)])
+def test_forward_shapes_state_dict_and_lookup(method, k, d):
     torch.manual_seed(0)
-    z, indices = torch.randn(5000, 3), torch.randint(0, 4096, (5000,))
-    expected = torch.zeros(4096, 3).index_add_(0, indices, z)
-    torch.testing.assert_close(assigned_sums(z, indices, 4096), expected)
-
-
-# ------------------------------------------------- add-ons of "Straightening Out the STE"
-
-
-def vq_with(k, d, **settings):
-    return build_quantizer({"method": "vq", **settings}, k, d)
-
-
-def clusters(centres, per_cluster=50, spread=0.01):
-    return torch.cat([c + spread * torch.randn(per_cluster, c.shape[0]) for c in centres])
-
-
-def test_kmeans_init_puts_codes_on_the_first_batch_clusters():
-    torch.manual_seed(0)
-    centres = torch.tensor([[5.0, 0.0], [-5.0, 0.0], [0.0, 5.0], [0.0, -5.0]])
-    q = vq_with(4, 2, init="kmeans")
-    q.train()
-    q(clusters(centres))
-    found = q.codebook.detach()
-    matched = torch.cdist(centres, found).min(dim=1).values
-    assert matched.max() < 0.05  # every cluster got its own code
-
-
-def test_repeat_kmeans_runs_again_only_when_the_epoch_changes():
-    torch.manual_seed(0)
-    q = vq_with(4, 2, init="kmeans", repeat_kmeans=True)
-    q.train()
-    q.begin_step(0, 0)
-    q(clusters(torch.randn(4, 2) * 5))
-    first = q.codebook.detach().clone()
-    q.begin_step(1, 0)
-    q(clusters(torch.randn(4, 2) * 5 + 20))
-    assert torch.equal(q.codebook.detach(), first)  # same epoch: no re-clustering
-    q.begin_step(2, 1)
-    q(clusters(torch.randn(4, 2) * 5 + 20))
-    assert q.codebook.detach().mean() > 10  # new epoch: codes moved onto the new data
-
-
-def test_lru_replaces_exactly_the_codes_idle_for_timeout_steps():
-    torch.manual_seed(0)
-    q = vq_with(4, 2, replace_after=3)
-    with torch.no_grad():
-        q.codebook.copy_(torch.tensor([[0.0, 0.0], [10.0, 10.0], [-10.0, 10.0], [10.0, -10.0]]))
-    q.train()
-    near_code0 = 0.01 * torch.randn(16, 2)
-    near_code1 = torch.tensor([10.0, 10.0]) + 0.01 * torch.randn(16, 2)
-    q(torch.cat([near_code0, near_code1]))  # step 1: codes 0, 1 used; 2, 3 idle 1 step
-    q(near_code0)                           # step 2: code 1 idle 1, codes 2, 3 idle 2
-    before = q.codebook.detach().clone()
-    q(near_code0)                           # step 3: codes 2, 3 reach 3 idle steps -> replaced
-    q.on_step(2)                            # replacement lands after the optimiser step
-    after = q.codebook.detach()
-    assert torch.equal(after[:2], before[:2])  # code 0 (used) and code 1 (idle 2) untouched
-    assert after[2:].norm(dim=1).max() < 0.5   # replaced by batch tokens (near 0) plus small noise
-    assert q.lru.idle_steps.tolist() == [0, 2, 0, 0]
-
-
-def test_lru_never_acts_in_eval_mode():
-    q = vq_with(4, 2, replace_after=1)
-    before = q.codebook.detach().clone()
+    cls = CLASSES[method]
+    q = make(cls, k, d)
+    for training in (True, False):
+        q.train(training)
+        out = q(torch.randn(2, 3, 3, d))
+        assert out.z_q.shape == (2, 3, 3, d) and out.indices.shape == (2, 3, 3)
+        assert out.indices.dtype == torch.long and 0 <= out.indices.min() and out.indices.max() < k
+        assert all(torch.isfinite(v) for v in out.losses.values())
+    clone = make(cls, k, d)
+    clone.load_state_dict(q.state_dict())
+    torch.testing.assert_close(clone.codes(), q.codes())
     q.eval()
-    q(torch.zeros(8, 2))
-    assert torch.equal(q.codebook.detach(), before)
+    out = q(torch.randn(4, d))
+    torch.testing.assert_close(q.lookup(out.indices), out.z_q.detach())  # evaluation decodes its own indices
 
 
-def test_sync_commitment_changes_no_forward_value_and_sends_nu_times_the_gradient_to_codes():
+@pytest.mark.parametrize("cls", [SimVQQuantizer, VQGANFCQuantizer, VQVAE2Quantizer])
+def test_state_dict_round_trip_keeps_codes(cls):
     torch.manual_seed(0)
-    plain, synced = vq_with(8, 3), vq_with(8, 3, sync_nu=0.5)
-    synced.load_state_dict(plain.state_dict())
-    z = torch.randn(20, 3, requires_grad=True)
-    a, b = plain(z), synced(z)
-    torch.testing.assert_close(a.z_q, b.z_q)
-    upstream = torch.randn(20, 3)
-    (b.z_q * upstream).sum().backward()
-    expected = torch.zeros(8, 3).index_add_(0, b.indices, 0.5 * upstream)
-    torch.testing.assert_close(synced.codebook.grad, expected)
-    torch.testing.assert_close(z.grad, upstream)
-
-
-def test_learnable_affine_moves_codes_that_were_never_selected():
-    torch.manual_seed(0)
-    q = vq_with(8, 2, affine="learnable", affine_lr_scale=5.0)
-    z = torch.randn(1, 2) + 3.0  # one token: exactly one code gets selected
-    out = q(z)
-    out.losses["codebook"].backward()
-    before = q.codes().detach().clone()
-    with torch.no_grad():
-        for p in q.codebook_parameters():
-            p -= 0.1 * p.grad
-    moved = (q.codes().detach() - before).norm(dim=1) > 0
-    assert moved.all()  # through the shared scale and bias, every code moves
-
-
-def test_ema_affine_matches_code_moments_to_the_encoder_outputs():
-    torch.manual_seed(0)
-    q = vq_with(64, 3, affine="ema")
+    q = make(cls, 16, 4)
     q.train()
-    z = torch.randn(500, 3) * torch.tensor([3.0, 0.5, 1.0]) + torch.tensor([10.0, -2.0, 0.0])
-    q(z)  # the first batch initialises the moving moments
-    codes = q.codes().detach()
-    torch.testing.assert_close(codes.mean(0), z.mean(0), rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(codes.var(0, unbiased=False), z.var(0, unbiased=False), rtol=1e-3, atol=1e-4)  # eps 1e-8 in sigma(C)
+    q(torch.randn(64, 4))
+    clone = make(cls, 16, 4)
+    clone.load_state_dict(q.state_dict())
+    torch.testing.assert_close(clone.codes(), q.codes())
+    idx = torch.randint(0, 16, (5,))
+    torch.testing.assert_close(clone.lookup(idx), q.lookup(idx))
 
 
-def test_l2_normalisation_puts_tokens_and_codes_on_the_sphere():
-    torch.manual_seed(0)
-    q = vq_with(16, 4, l2_normalize=True)
-    out = q(torch.randn(30, 4) * 7)
-    torch.testing.assert_close(out.z_q.norm(dim=1), torch.ones(30))
-    torch.testing.assert_close(q.codes().norm(dim=1), torch.ones(16))
-
-
-def test_rotation_trick_keeps_the_forward_value_and_rotates_the_gradient():
-    torch.manual_seed(0)
-    plain, rotated = vq_with(8, 3, init="normal"), vq_with(8, 3, init="normal", estimator="rotation")
-    rotated.load_state_dict(plain.state_dict())
-    z = torch.randn(5, 3, requires_grad=True)
-    out = rotated(z)
-    torch.testing.assert_close(out.z_q, plain(z).z_q)
-    codes = out.z_q.detach()
-    scale = codes.norm(dim=1, keepdim=True) / z.detach().norm(dim=1, keepdim=True)
-    # The Jacobian is scale * R with R a rotation taking z/|z| onto z_q/|z_q|, so a gradient
-    # along z_q arrives along z, scaled.
-    (out.z_q * torch.nn.functional.normalize(codes, dim=1)).sum().backward()
-    torch.testing.assert_close(z.grad, scale * torch.nn.functional.normalize(z.detach(), dim=1))
-
-
-def test_alternating_inner_steps_move_only_the_codebook(params):
-    from vqrepro.models import VQVAE, ModelSettings
-    from vqrepro.train import alternating_codebook_steps, make_optimizers
-    from vqrepro.training_settings import TrainingSettings
-
-    torch.manual_seed(0)
-    quantizer = vq_with(8, 4, inner_steps=2)
-    model = VQVAE(1, quantizer, ModelSettings(hidden_channels=8, residual_layers=1, residual_channels=4,
-                                               downsamples=1))
-    schedule = TrainingSettings.from_dict(dict(params["training"]["digits_mini"], lr=0.05, betas=[0.9, 0.999]))
-    _, codebook_optimizer = make_optimizers(model, schedule)
-    assert codebook_optimizer is not None
-    images = torch.rand(4, 1, 8, 8) * 2 - 1
-    encoder_before = [p.detach().clone() for p in model.encoder.parameters()]
-    with torch.no_grad():
-        z = model.encode(images).reshape(-1, 4)
-        loss_before = quantizer.alternating_loss(z).item()
-    alternating_codebook_steps(model, images, codebook_optimizer)
-    with torch.no_grad():
-        loss_after = quantizer.alternating_loss(z).item()
-    assert loss_after < loss_before
-    assert all(torch.equal(a, b) for a, b in zip(encoder_before, model.encoder.parameters()))
-
-
-def test_every_add_on_together_trains_with_replacements_happening():
-    """LRU replacement, the affine map and l2 normalisation in one backward pass (no in-place clash)."""
-    torch.manual_seed(0)
-    q = vq_with(64, 4, affine="learnable", l2_normalize=True, replace_after=1, sync_nu=0.2, init="kmeans")
-    optimizer = torch.optim.SGD(q.parameters(), lr=0.1)
-    q.train()
-    for step in range(5):
-        q.begin_step(step, 0)
-        z = torch.randn(32, 4, requires_grad=True)
-        out = q(z)
-        (out.z_q.pow(2).sum() + sum(out.losses.values())).backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        q.on_step(step)
-    assert q.lru.idle_steps.max() < 1  # every code idle for a step was replaced
-    assert torch.isfinite(q.codes()).all()
-
-
-def test_stochastic_sampling_picks_other_codes_only_when_training_at_positive_temperature():
-    torch.manual_seed(0)
-    z = torch.randn(400, 4)
-    hot = vq_with(16, 4, init="normal", stochastic_temperature=100.0)
-    nearest = brute_force(z, hot.codes().detach())
-    hot.train()
-    assert (hot(z).indices != nearest).float().mean() > 0.5  # near-uniform draws over 16 codes
-    hot.eval()
-    assert torch.equal(hot(z).indices, nearest)  # eval: always the nearest code
-    cold = vq_with(16, 4, init="normal")  # stochastic_temperature 0 (default): deterministic
-    cold.load_state_dict(hot.state_dict())
-    cold.train()
-    assert torch.equal(cold(z).indices, nearest)
-
-
-def test_stochastic_sample_follows_the_softmax_of_negative_distance_in_every_chunking():
-    from vqrepro.quantizers.vq import sample_code
-
-    torch.manual_seed(0)
-    z, codebook = torch.randn(3, 2), torch.randn(5, 2)
-    expected = torch.softmax(-torch.cdist(z, codebook).pow(2) / 0.5, dim=1)
-    for max_elements in (1, 7, 2**22):
-        counts = torch.zeros(3, 5)
-        for _ in range(3000):
-            counts[torch.arange(3), sample_code(z, codebook, 0.5, max_elements=max_elements)] += 1
-        torch.testing.assert_close(counts / 3000, expected, atol=0.04, rtol=0)
-
-
-def test_stochastic_temperature_anneals_geometrically_and_draws_are_seeded():
-    import math
-
-    q = vq_with(16, 4, stochastic_temperature=2.0, stochastic_decay=0.1)
-    assert q.temperature(0) == 2.0
-    assert abs(q.temperature(10) - 2.0 * math.exp(-1.0)) < 1e-12
-    q.train()
-    q.begin_step(5, 0)
-    z = torch.randn(300, 4)
-    torch.manual_seed(123)
-    first = q(z)
-    torch.manual_seed(123)
-    second = q(z)
-    assert torch.equal(first.indices, second.indices)
-    assert first.stats["temperature"] == q.temperature(5)
-    torch.manual_seed(124)
-    assert not torch.equal(q(z).indices, first.indices)
-
-
-def test_sampled_code_is_the_one_quantized_to_and_trained():
-    torch.manual_seed(0)
-    q = vq_with(8, 4, init="normal", stochastic_temperature=50.0)
-    q.train()
-    z = torch.randn(64, 4, requires_grad=True)
-    out = q(z)
-    torch.testing.assert_close(out.z_q, q.codebook.detach()[out.indices])
-    out.losses["codebook"].backward()
-    assert q.codebook.grad is not None
-
-
-def test_outer_steps_setting_is_validated_and_exposed():
-    assert vq_with(4, 2).outer_steps == 1
-    assert vq_with(4, 2, outer_steps=4).outer_steps == 4
-    assert build_quantizer({"method": "ema"}, 4, 2).outer_steps == 1  # base-class default
-    for bad in (0, -1):
-        with pytest.raises(ValueError, match="outer_steps"):
-            vq_with(4, 2, outer_steps=bad)
-    with pytest.raises(TypeError, match="outer_steps"):
-        vq_with(4, 2, outer_steps=1.5)
-    with pytest.raises(ValueError, match="stochastic_temperature"):
-        vq_with(4, 2, stochastic_temperature=-1.0)
+def test_settings_are_type_checked():
+    with pytest.raises(TypeError, match="levels"):
+        FSQQuantizer.settings_from({"levels": 5})
+    with pytest.raises(ValueError, match="latent_weight"):
+        make(SQVAEQuantizer, 8, 4, latent_weight=-1.0)
+    with pytest.raises(ValueError, match="temperature"):
+        make(GumbelQuantizer, 8, 4, temperature_end=0.0)
 
 
 def test_pixel_range_sets_what_the_model_is_fed_and_how_its_output_is_read():

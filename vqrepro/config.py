@@ -85,12 +85,18 @@ def _check_quantizer_sizes(config: dict, source: str) -> dict:
                     continue
                 where = f"{source}: quantizers.{name} (as studies.{study_name} uses it, K={k}, D={d})"
                 try:
-                    built[name, k, d] = _build_on_meta(lambda: build_quantizer(config["quantizers"][name], k, d), where)
+                    built[name, k, d] = _build_on_meta(lambda: build_quantizer(quantizer_preset(config, name), k, d), where)
                 except (KeyError, TypeError, ValueError) as err:
                     if isinstance(err, ConfigError):
                         raise
                     raise ConfigError(f"{where}: {_first_line(err)}") from None
     return built
+
+
+def quantizer_preset(config: dict, name: str) -> dict:
+    """The preset a study's quantizer name stands for: ``quantizers.<name>``, or for a registered
+    method without one, the method with its Settings defaults."""
+    return config["quantizers"][name] if name in config["quantizers"] else {"method": name}
 
 
 def memory_limit_gb(config: dict) -> float:
@@ -115,7 +121,7 @@ def _check_job_memory(config: dict, source: str, quantizers: dict) -> None:
         batch_key = f"studies.{study_name}.batch_sizes" if "batch_sizes" in study else f"training.{training}.batch_size"
         batch_sizes = study.get("batch_sizes") or [config["training"][training]["batch_size"]]
         for name, k, d in itertools.product(study["quantizers"], study["codebook_sizes"], study["code_dims"]):
-            method = config["quantizers"][name]["method"]
+            method = quantizer_preset(config, name)["method"]
             model_key = (study["model"], study["dataset"], d)
             if model_key not in models:
                 models[model_key] = _model_footprint(config, source, study_name, quantizers[name, k, d])
@@ -234,10 +240,11 @@ def _semantic_check(config: dict, source: str) -> None:
                 )
         _check_study_model(config, source, study_name, study)
         for i, quantizer in enumerate(study["quantizers"]):
-            if quantizer not in config["quantizers"]:
+            if quantizer not in config["quantizers"] and quantizer not in REGISTRY:
                 raise ConfigError(
                     f"{source}: studies.{study_name}.quantizers[{i}]: unknown quantizer preset {quantizer!r} "
-                    f"(defined under quantizers: {sorted(config['quantizers'])})"
+                    f"(defined under quantizers: {sorted(config['quantizers'])}; a registered method needs no "
+                    f"preset: {sorted(REGISTRY)})"
                 )
     quantizers = _check_quantizer_sizes(config, source)
     _check_reproductions(config, source)
@@ -470,7 +477,7 @@ def train_settings(config: dict, key: RunKey) -> dict:
         training["batch_size"] = key.batch_size
     settings = {
         "dataset": key.dataset,
-        "quantizer": config["quantizers"][key.quantizer],
+        "quantizer": quantizer_preset(config, key.quantizer),
         "model": config["models"][s["model"]],
         "training": training,
         "codebook_size": key.codebook_size,

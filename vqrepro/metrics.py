@@ -1,7 +1,9 @@
 """Every metric, one definition each (documented in docs/metrics.md).
 
 Reconstruction metrics take images in [0, 1]. Codebook metrics take the counts of
-each code over the whole evaluation split.
+each code (over the whole evaluation split, or one training batch for the logged
+``batch_usage`` and ``batch_perplexity``). Only torch and numpy are imported here:
+vqrepro.quantizers uses the codebook metrics and must stay light.
 """
 from __future__ import annotations
 
@@ -17,11 +19,21 @@ def codebook_usage(counts: torch.Tensor) -> float:
     return float((counts > 0).float().mean())
 
 
-def perplexity(counts: torch.Tensor) -> float:
-    """exp(entropy) of the code frequencies; K for uniform use, 1 for a single code."""
-    probs = counts.double() / counts.sum().clamp_min(1)
-    nonzero = probs[probs > 0]
-    return float(torch.exp(-(nonzero * nonzero.log()).sum()))
+def perplexity(counts: torch.Tensor, dtype: torch.dtype = torch.float64) -> float:
+    """exp(entropy) of the code frequencies; K for uniform use, 1 for a single code.
+
+    ``dtype`` is the arithmetic. Evaluation uses float64 and sums the terms of the codes in
+    use; the batch statistic logged at every training step uses float32 and sums every
+    code's term (an unused code's is an exact zero). The two summations can differ in the
+    last bits; each is kept as it has always been computed, so that evaluated and logged
+    values stay bit-identical.
+    """
+    frequencies = counts.to(dtype)
+    probs = frequencies / frequencies.sum().clamp_min(1)
+    if dtype == torch.float64:
+        probs = probs[probs > 0]
+    # 1e-12 is below any frequency of a used code (1 / tokens), so it only guards log(0).
+    return float(torch.exp(-(probs * probs.clamp_min(1e-12).log()).sum()))
 
 
 def mse_per_image(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -64,6 +64,7 @@ from pathlib import Path
 import torch
 
 from .io import write_json
+from .metrics import codebook_usage
 from .plotting import pyplot, save_figure
 from .quantizers import build_quantizer, nearest_code
 
@@ -285,11 +286,10 @@ def _drift_progress(s: dict) -> list[float]:
 
 
 @torch.no_grad()
-def _usage(cloud: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """(used mask over codes, mean squared distance of the cloud to its nearest code)."""
+def _assign(cloud: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """(points of the cloud nearest to each code, mean squared distance of the cloud to its nearest code)."""
     indices, distances = nearest_code(cloud, codes, "l2")
-    used = torch.bincount(indices, minlength=codes.shape[0]) > 0
-    return used, distances.mean().item()
+    return torch.bincount(indices, minlength=codes.shape[0]), distances.mean().item()
 
 
 def _start_from(q, codes: torch.Tensor, s: dict) -> None:
@@ -318,10 +318,10 @@ def _train(preset, init_codes, s, batches, progress, clouds, toy, base, snapshot
 
     def record(t: int) -> None:
         codes = q.codes().detach().clone()
-        used, error = _usage(clouds[t], codes)
-        curve.append([t, used.float().mean().item()])
+        counts, error = _assign(clouds[t], codes)
+        curve.append([t, codebook_usage(counts)])
         if t in snapshot_steps:
-            snapshots[t] = (codes, used)
+            snapshots[t] = (codes, counts > 0)
         errors.append(error)
 
     curve: list[list[float]] = []

@@ -10,41 +10,38 @@ As a library (no Snakemake or DVC involved)::
     optimizer.step(); quantizer.advance()    # the method's per-step hooks
 
 Adding a method: write one module with a ``Quantizer`` subclass and its
-``Settings`` dataclass, add one line to ``REGISTRY``, and add its test.
+``Settings`` dataclass, add one line to ``REGISTRY``, and add its test file
+``tests/test_quantizer_<name>.py``.
 """
 from __future__ import annotations
 
 import dataclasses
+import importlib
 
 from .base import Quantizer, QuantizerOutput
-from .cvq import CVQQuantizer
-from .ema import EMAQuantizer
-from .fc import VQGANFCQuantizer
-from .fsq import FSQQuantizer
-from .gumbel import GumbelQuantizer
-from .lfq import LFQQuantizer
-from .nsvq import NSVQuantizer
 from .search import nearest_code
-from .simvq import SimVQQuantizer
-from .sqvae import SQVAEQuantizer
-from .transvq import TransVQ
-from .vq import VectorQuantizer
-from .vqvae2 import VQVAE2Quantizer
 
+
+def _method(module: str, class_name: str) -> type[Quantizer]:
+    return getattr(importlib.import_module(f".{module}", __name__), class_name)
+
+
+# One line per method: registry name -> its module and class (the order `vqrepro quantizers` lists).
 REGISTRY: dict[str, type[Quantizer]] = {
-    "vq": VectorQuantizer,
-    "ema": EMAQuantizer,
-    "vqgan_fc": VQGANFCQuantizer,
-    "vqvae2": VQVAE2Quantizer,
-    "cvq": CVQQuantizer,
-    "simvq": SimVQQuantizer,
-    "nsvq": NSVQuantizer,
-    "transvq": TransVQ,
-    "sqvae": SQVAEQuantizer,
-    "gumbel": GumbelQuantizer,
-    "fsq": FSQQuantizer,
-    "lfq": LFQQuantizer,
+    "vq": _method("vq", "VectorQuantizer"),
+    "ema": _method("ema", "EMAQuantizer"),
+    "vqgan_fc": _method("fc", "VQGANFCQuantizer"),
+    "vqvae2": _method("vqvae2", "VQVAE2Quantizer"),
+    "cvq": _method("cvq", "CVQQuantizer"),
+    "simvq": _method("simvq", "SimVQQuantizer"),
+    "nsvq": _method("nsvq", "NSVQuantizer"),
+    "transvq": _method("transvq", "TransVQ"),
+    "sqvae": _method("sqvae", "SQVAEQuantizer"),
+    "gumbel": _method("gumbel", "GumbelQuantizer"),
+    "fsq": _method("fsq", "FSQQuantizer"),
+    "lfq": _method("lfq", "LFQQuantizer"),
 }
+globals().update({cls.__name__: cls for cls in REGISTRY.values()})  # from vqrepro.quantizers import CVQQuantizer
 
 
 def quantizer_class(method: str) -> type[Quantizer]:

@@ -38,7 +38,10 @@ import inspect
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from ..metrics import codebook_usage, perplexity
 
 
 @dataclass
@@ -55,14 +58,9 @@ class QuantizerOutput:
 
 
 def usage_stats(indices: torch.Tensor, codebook_size: int) -> dict[str, float]:
-    """Share of codes used and perplexity of one batch's assignments."""
-    counts = torch.bincount(indices.reshape(-1), minlength=codebook_size).float()
-    probs = counts / counts.sum().clamp_min(1.0)
-    entropy = -(probs * torch.log(probs.clamp_min(1e-12))).sum()
-    return {
-        "batch_usage": (counts > 0).float().mean().item(),
-        "batch_perplexity": entropy.exp().item(),
-    }
+    """Share of codes used and perplexity of one batch's assignments (perplexity in float32, as logged)."""
+    counts = torch.bincount(indices.reshape(-1), minlength=codebook_size)
+    return {"batch_usage": codebook_usage(counts), "batch_perplexity": perplexity(counts, torch.float32)}
 
 
 class Quantizer(nn.Module):
@@ -121,6 +119,22 @@ class Quantizer(nn.Module):
     def codes(self) -> torch.Tensor:
         """The (K, D) code vectors that tokens are matched against and decoded from."""
         raise NotImplementedError
+
+    def commitment_loss(self, z: torch.Tensor, z_q: torch.Tensor) -> torch.Tensor:
+        """commit_weight * ||z - sg(z_q)||^2 (mean): pulls the encoder output towards its code."""
+        return self.settings.commit_weight * F.mse_loss(z, z_q.detach())
+
+    def codebook_loss(self, z: torch.Tensor, z_q: torch.Tensor) -> torch.Tensor:
+        """codebook_weight * ||sg(z) - z_q||^2 (mean): pulls the code towards the encoder output."""
+        return self.settings.codebook_weight * F.mse_loss(z.detach(), z_q)
+
+    def vq_losses(self, z: torch.Tensor, z_q: torch.Tensor) -> dict[str, torch.Tensor]:
+        """VQ-VAE's two named terms, ``commit`` then ``codebook``, with the settings' weights.
+
+        For methods whose Settings have ``commit_weight`` and ``codebook_weight``; the
+        training loop sums ``losses`` in this order.
+        """
+        return {"commit": self.commitment_loss(z, z_q), "codebook": self.codebook_loss(z, z_q)}
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
         """Decode indices of any shape to code vectors (..., D)."""

@@ -171,10 +171,7 @@ class CVQQuantizer(Quantizer):
         # F.embedding saves only the indices for backward, so the in-place
         # re-initialisation below leaves this step's gradients intact.
         z_q = F.embedding(indices, self.codebook)
-        losses = {
-            "commit": s.commit_weight * F.mse_loss(z, z_q.detach()),
-            "codebook": s.codebook_weight * F.mse_loss(flat, z_q),
-        }
+        losses = self.vq_losses(z, z_q)
         stats: dict[str, float] = {}
         if self.training:
             if s.contrastive:

@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .base import Quantizer, QuantizerOutput, straight_through
 from .search import DEFAULT_MAX_ELEMENTS, nearest_code
@@ -58,8 +57,8 @@ class EMAQuantizer(Quantizer):
         z_q = self.codebook[indices]
         if self.training:
             self._ema_update(z.detach(), indices)
-        losses = {"commit": self.settings.commit_weight * F.mse_loss(z, z_q.detach())}
-        return QuantizerOutput(straight_through(z, z_q), indices, losses)
+        # The codes follow their EMA, not a gradient: no codebook term.
+        return QuantizerOutput(straight_through(z, z_q), indices, {"commit": self.commitment_loss(z, z_q)})
 
     @torch.no_grad()
     def _ema_update(self, z: torch.Tensor, indices: torch.Tensor) -> None:

@@ -91,14 +91,10 @@ class VQGANFCQuantizer(Quantizer):
         return self.project_out(self.lookup_codes())
 
     def quantize(self, z: torch.Tensor) -> QuantizerOutput:
-        s = self.settings
         u = self.lookup_tokens(z)
         unit_codes = self.lookup_codes()
         # Both sides are unit vectors: largest cosine similarity = smallest L2 distance.
         indices, _ = nearest_code(u.detach(), unit_codes.detach(), "cosine")
         e = F.embedding(indices, unit_codes)
-        losses = {
-            "commit": s.commit_weight * F.mse_loss(u, e.detach()),
-            "codebook": s.codebook_weight * F.mse_loss(u.detach(), e),
-        }
-        return QuantizerOutput(self.project_out(straight_through(u, e)), indices, losses)
+        # Both terms in the lookup space, on unit vectors.
+        return QuantizerOutput(self.project_out(straight_through(u, e)), indices, self.vq_losses(u, e))

@@ -89,7 +89,7 @@ class LFQQuantizer(Quantizer):
         x = self.project_in(z)
         q = torch.where(x > 0, 1.0, -1.0).to(x.dtype)
         indices = self.bits_to_indices(q)
-        losses = {"commit": self.settings.commit_weight * F.mse_loss(x, q)}
+        losses = {"commit": self.commitment_loss(x, q)}
         stats = {}
         if self.training:
             per_sample, batch = self.entropies(x)

@@ -97,15 +97,12 @@ class NSVQuantizer(Quantizer):
         stats = {}
         if self.training:
             tau = self.tau()
-            codebook_loss = kernel_embedding_loss(z.detach(), self.codebook, indices, s.kernel_weight, tau,
-                                                  self.max_elements)
+            kernel_loss = kernel_embedding_loss(z.detach(), self.codebook, indices, s.kernel_weight, tau,
+                                                self.max_elements)
+            losses = {"commit": self.commitment_loss(z, z_q), "codebook": s.codebook_weight * kernel_loss}
             stats["tau"] = tau
         else:  # evaluation: the plain embedding loss, as the code outside training
-            codebook_loss = F.mse_loss(z.detach(), z_q)
-        losses = {
-            "commit": s.commit_weight * F.mse_loss(z, z_q.detach()),
-            "codebook": s.codebook_weight * codebook_loss,
-        }
+            losses = self.vq_losses(z, z_q)
         if s.modified_ste:
             z_q = scaled_straight_through(z, z_q, 2.0 * s.codebook_weight / z.numel())
         else:

@@ -57,12 +57,7 @@ class SimVQQuantizer(Quantizer):
         return self.transform(self.frozen_codebook)
 
     def quantize(self, z: torch.Tensor) -> QuantizerOutput:
-        s = self.settings
         codes = self.codes()
         indices, _ = nearest_code(z.detach(), codes.detach(), "l2")
         z_q = F.embedding(indices, codes)
-        losses = {
-            "commit": s.commit_weight * F.mse_loss(z, z_q.detach()),
-            "codebook": s.codebook_weight * F.mse_loss(z.detach(), z_q),
-        }
-        return QuantizerOutput(straight_through(z, z_q), indices, losses)
+        return QuantizerOutput(straight_through(z, z_q), indices, self.vq_losses(z, z_q))

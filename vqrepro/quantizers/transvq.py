@@ -175,8 +175,4 @@ class TransVQ(Quantizer):
         codes = self.codes()
         indices, _ = nearest_code(z.detach(), codes.detach(), "l2")
         z_q = F.embedding(indices, codes)
-        losses = {
-            "commit": self.settings.commit_weight * F.mse_loss(z, z_q.detach()),
-            "codebook": self.settings.codebook_weight * F.mse_loss(z.detach(), z_q),
-        }
-        return QuantizerOutput(straight_through(z, z_q), indices, losses)
+        return QuantizerOutput(straight_through(z, z_q), indices, self.vq_losses(z, z_q))

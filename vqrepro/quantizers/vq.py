@@ -154,10 +154,7 @@ class VectorQuantizer(Quantizer):
             indices, _ = nearest_code(z.detach(), codes.detach(), s.distance)
         # F.embedding's backward sorts indices instead of racing atomic adds: ~4x faster on GPU.
         z_q = F.embedding(indices, codes)
-        losses = {
-            "commit": s.commit_weight * F.mse_loss(z, z_q.detach()),
-            "codebook": s.codebook_weight * F.mse_loss(z.detach(), z_q),
-        }
+        losses = self.vq_losses(z, z_q)
         out = rotate_onto(z, z_q.detach()) if s.estimator == "rotation" else straight_through(z, z_q)
         if s.sync_nu:
             out = out + s.sync_nu * z_q - (s.sync_nu * z_q).detach()

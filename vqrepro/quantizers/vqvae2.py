@@ -23,7 +23,7 @@ The decay default 0.9995 is the value in the NS-VQ repository's config
 
 Each difference is a setting, so the VQ-VAE-2 paper's own quantizer is the preset
 ``{init: normal, dead_code_threshold: 0, estimator: ste, decay: 0.99}``,
-whose codebook trajectory equals ``ema``'s (tests/test_quantizer_simvq_fc.py).
+whose codebook trajectory equals ``ema``'s (tests/test_quantizer_vqvae2.py).
 """
 from __future__ import annotations
 
@@ -31,7 +31,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .base import QuantizerOutput, check_choices, straight_through
 from .ema import EMAQuantizer, EMASettings
@@ -92,7 +91,7 @@ class VQVAE2Quantizer(EMAQuantizer):
             self._ema_update(z.detach(), indices)
             if s.dead_code_threshold > 0:
                 stats["replaced_codes"] = float(self._replace_dead_codes(z.detach()))
-        losses = {"commit": s.commit_weight * F.mse_loss(z, z_q)}
+        losses = {"commit": self.commitment_loss(z, z_q)}
         out = rotate_onto(z, z_q) if s.estimator == "rotation" else straight_through(z, z_q)
         return QuantizerOutput(out, indices, losses, stats)
 

@@ -17,12 +17,24 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import display
 from .io import load_tensors, write_json, write_text
 from .pages import write_markdown
 from .plotting import legend_outside, pyplot, save_figure, series_style, wrapped
 from .runs import FAILURE_RECORD, TRAIN_LOG, failure_reason
 
 Metric = tuple[str, str, float, int]  # (key, column title, display scale, decimals)
+
+
+def _metric(name: str) -> Metric:
+    """One metric's column in a table, as vqrepro.display shows it."""
+    shown = display.metric(name)
+    return (name, shown.title, shown.scale, shown.decimals)
+
+
+def _axis_key(axis: str) -> tuple[str, str, str]:
+    """One grid axis as a grouping column of a table, titled as vqrepro.display says."""
+    return (axis, display.AXES[axis].column, display.AXES[axis].latex)
 
 
 @dataclass(frozen=True)
@@ -32,36 +44,16 @@ class TableSpec:
 
 
 TOKENIZER_TABLE = TableSpec(
-    keys=[("quantizer", "Quantizer", "Quantizer"), ("codebook_size", "K", "$K$"), ("code_dim", "D", "$D$")],
-    metrics=[
-        ("mse", "MSE (1e-3)", 1e3, 2),
-        ("psnr", "PSNR (dB)", 1.0, 2),
-        ("ssim", "SSIM", 1.0, 3),
-        ("lpips", "LPIPS", 1.0, 3),
-        ("rfid", "rFID", 1.0, 2),
-        ("usage", "Usage (%)", 100.0, 1),
-        ("usage_train", "Usage, train (%)", 100.0, 1),
-        ("perplexity", "Perplexity", 1.0, 1),
-    ],
+    keys=[("quantizer", "Quantizer", "Quantizer"), _axis_key("codebook_size"), _axis_key("code_dim")],
+    metrics=[_metric(m) for m in ("mse", "psnr", "ssim", "lpips", "rfid", "usage", "usage_train", "perplexity")],
 )
 GENERATION_TABLE = TableSpec(
     keys=TOKENIZER_TABLE.keys + [("prior", "Prior", "Prior")],
-    metrics=[
-        ("bits_per_token", "Bits/token", 1.0, 3),
-        ("sample_usage", "Sample usage (%)", 100.0, 1),
-        ("fd_classifier", "FD (own classifier)", 1.0, 2),
-        ("precision", "Precision", 1.0, 3),
-        ("recall", "Recall", 1.0, 3),
-        ("gfid", "gFID", 1.0, 2),
-    ],
+    metrics=[_metric(m) for m in ("bits_per_token", "sample_usage", "fd_classifier", "precision", "recall", "gfid")],
 )
-ACCURACY = ("accuracy", "Accuracy (%)", 100.0, 1)
-METRICS: dict[str, Metric] = {m[0]: m for m in TOKENIZER_TABLE.metrics + [ACCURACY]}
 CLASSIFIER_TABLE = TableSpec(keys=TOKENIZER_TABLE.keys,
-                             metrics=[ACCURACY, METRICS["usage"], METRICS["usage_train"], METRICS["perplexity"]])
-AXIS_TITLES = {"codebook_size": ("K", "$K$"), "code_dim": ("D", "$D$"), "batch_size": ("Batch", "Batch")}
+                             metrics=[_metric(m) for m in ("accuracy", "usage", "usage_train", "perplexity")])
 SEEDS_NOTE = "Mean ± sample standard deviation over seeds"
-KEY_PREFIX = {"codebook_size": "K", "code_dim": "D", "batch_size": "B"}  # in the DVC metrics' configuration names
 
 
 # --------------------------------------------------------------------------- tables
@@ -108,24 +100,22 @@ def render_markdown(summary: pd.DataFrame, spec: TableSpec, title: str, notes: l
     return "\n".join(lines) + "\n"
 
 
-def _latex_escape(text: str) -> str:
-    for char, escaped in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
-                          ("±", r"$\pm$"), ("é", r"\'e")):
-        text = text.replace(char, escaped)
-    return text
-
-
 def render_latex(summary: pd.DataFrame, spec: TableSpec, title: str, notes: list[str], missing: dict[str, str]) -> str:
-    header = [tex for _, _, tex in spec.keys] + ["Seeds"] + [_latex_escape(t) for _, t, *_ in spec.metrics]
-    align = "".join("r" if field in KEY_PREFIX else "l" for field, *_ in spec.keys) + "r" * (len(spec.metrics) + 1)
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_latex_escape(title)}}}",
+    header = [tex for _, _, tex in spec.keys] + ["Seeds"] + [display.latex(t) for _, t, *_ in spec.metrics]
+    align = "".join("r" if field in display.AXES else "l" for field, *_ in spec.keys) + "r" * (len(spec.metrics) + 1)
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{display.latex(title)}}}",
              rf"\begin{{tabular}}{{{align}}}", r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
-    lines += [" & ".join(cells) + r" \\" for cells in _rows(summary, spec, r"$\pm$", _latex_escape)]
+    lines += [" & ".join(cells) + r" \\" for cells in _rows(summary, spec, r"$\pm$", display.latex)]
     lines += [r"\bottomrule", r"\end{tabular}"]
-    lines += [rf"\par\footnotesize {_latex_escape(note)}" for note in notes]
-    lines += [rf"\par\footnotesize n/a ({_latex_escape(m)}): {_latex_escape(r)}." for m, r in sorted(missing.items())]
+    lines += [rf"\par\footnotesize {display.latex(note)}" for note in notes]
+    lines += [rf"\par\footnotesize n/a ({display.latex(m)}): {display.latex(r)}." for m, r in sorted(missing.items())]
     lines.append(r"\end{table}")
     return "\n".join(lines) + "\n"
+
+
+def _configuration_name(row: pd.Series, fields: list[str]) -> str:
+    """A configuration's name in the DVC metrics, e.g. vq_K64_D8: each axis value after its prefix."""
+    return "_".join(f"{display.AXES[f].prefix if f in display.AXES else ''}{row[f]}" for f in fields)
 
 
 def write_tables(study: str, summary: pd.DataFrame, spec: TableSpec, title: str, notes: list[str],
@@ -134,7 +124,7 @@ def write_tables(study: str, summary: pd.DataFrame, spec: TableSpec, title: str,
     write_text(results / "tables" / f"{study}.tex", render_latex(summary, spec, title, notes, missing))
     write_text(results / "tables" / f"{study}.csv", summary.to_csv(index=False, float_format="%.6g"))
     per_config = {
-        "_".join(f"{KEY_PREFIX.get(field, '')}{row[field]}" for field, *_ in spec.keys): {
+        _configuration_name(row, [field for field, *_ in spec.keys]): {
             m: (None if math.isnan(row[f"{m}_mean"]) else round(float(row[f"{m}_mean"]), 6)) for m, *_ in spec.metrics
         }
         for _, row in summary.iterrows()
@@ -143,9 +133,6 @@ def write_tables(study: str, summary: pd.DataFrame, spec: TableSpec, title: str,
 
 
 # --------------------------------------------------------------------------- figures
-
-
-STUDY_AXES = {"codebook_size": "Codebook size K", "code_dim": "Code dimension D", "batch_size": "Batch size"}
 
 
 def plot_study(summary: pd.DataFrame, title: str, stem: Path, classification: bool = False) -> None:
@@ -157,7 +144,7 @@ def plot_study(summary: pd.DataFrame, title: str, stem: Path, classification: bo
     plt = pyplot()
     panels = [("usage", "Codebook usage (%)", 100.0),
               ("accuracy", "Test accuracy (%)", 100.0) if classification else ("mse", "Reconstruction MSE", 1.0)]
-    varying = [axis for axis in STUDY_AXES if axis in summary and summary[axis].nunique() > 1]
+    varying = [axis for axis in display.AXES if axis in summary and summary[axis].nunique() > 1]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     if not varying:  # one grid point per quantizer: bars
         names = summary["quantizer"].astype(str).tolist()
@@ -173,7 +160,7 @@ def plot_study(summary: pd.DataFrame, title: str, stem: Path, classification: bo
         groups = list(summary.groupby(["quantizer", *others], sort=False))
         for i, (ident, part) in enumerate(groups):
             ident = ident if isinstance(ident, tuple) else (ident,)
-            label = " ".join([str(ident[0])] + [f"{KEY_PREFIX[a]}={v}" for a, v in zip(others, ident[1:])])
+            label = " ".join([str(ident[0])] + [f"{display.AXES[a].prefix}={v}" for a, v in zip(others, ident[1:])])
             part = part.sort_values(x)
             for ax, (metric, _, scale) in zip(axes, panels):
                 ax.errorbar(part[x], part[f"{metric}_mean"] * scale, yerr=part[f"{metric}_std"].fillna(0.0) * scale,
@@ -183,7 +170,7 @@ def plot_study(summary: pd.DataFrame, title: str, stem: Path, classification: bo
             ax.set_xscale("log", base=2)
             ax.set_xticks(values, [str(v) for v in values])
             ax.minorticks_off()
-            ax.set_xlabel(STUDY_AXES[x])
+            ax.set_xlabel(display.AXES[x].figure)
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
         legend_outside(fig, axes[0])
@@ -260,7 +247,7 @@ def build_study_report(study: str, title: str, metric_files: list[str], keys: li
     classification = any("accuracy" in row for row in rows)
     spec = CLASSIFIER_TABLE if classification else TOKENIZER_TABLE
     if any(key.get("batch_size") is not None for key in keys):  # a batch-size axis: one row per batch size too
-        spec = TableSpec(keys=spec.keys + [("batch_size", "Batch", "Batch")], metrics=spec.metrics)
+        spec = TableSpec(keys=spec.keys + [_axis_key("batch_size")], metrics=spec.metrics)
     group = [field for field, *_ in spec.keys]
     frame = pd.DataFrame(rows, columns=list(keys[0]) if not rows else None)
     summary = summarise(frame, spec)
@@ -312,8 +299,8 @@ def row_label(spec: dict, preset: str) -> str:
 
 
 def reproduction_spec_table(spec: dict) -> TableSpec:
-    keys = [("row", "Method", "Method")] + [(axis, *AXIS_TITLES[axis]) for axis in spec.get("axes", [])]
-    return TableSpec(keys=keys, metrics=[METRICS[m] for m in spec["metrics"]])
+    keys = [("row", "Method", "Method")] + [_axis_key(axis) for axis in spec.get("axes", [])]
+    return TableSpec(keys=keys, metrics=[_metric(m) for m in spec["metrics"]])
 
 
 def pivot_summary(summary: pd.DataFrame, spec: TableSpec, pivot: str) -> tuple[pd.DataFrame, TableSpec]:
@@ -323,7 +310,7 @@ def pivot_summary(summary: pd.DataFrame, spec: TableSpec, pivot: str) -> tuple[p
     wide, metrics = summary[group].drop_duplicates().reset_index(drop=True), []  # rows in the table's order
     for value in sorted(summary[pivot].unique()):
         part = summary[summary[pivot] == value].drop(columns=[pivot])
-        prefix = f"{AXIS_TITLES[pivot][0]}={value}"
+        prefix = f"{display.AXES[pivot].column}={value}"
         renamed = {f"{m}_{stat}": f"{m}@{value}_{stat}" for m, *_ in spec.metrics for stat in ("mean", "std")}
         part = part.rename(columns={**renamed, "seeds": f"seeds@{value}"})
         wide = wide.merge(part, on=group, how="left", sort=False)
@@ -388,7 +375,7 @@ def build_reproduction_report(name: str, spec: dict, metric_files: list[str], ke
     write_text(results / "tables" / f"{name}.csv", summary.to_csv(index=False, float_format="%.6g"))
     write_json(results / "metrics" / f"{name}.json", {
         "configurations": {
-            "_".join([str(row["quantizer"])] + [f"{KEY_PREFIX[a]}{row[a]}" for a in spec.get("axes", [])]): {
+            _configuration_name(row, ["quantizer", *spec.get("axes", [])]): {
                 m: (None if pd.isna(row[f"{m}_mean"]) else round(float(row[f"{m}_mean"]), 6)) for m in spec["metrics"]}
             for _, row in summary.iterrows()},
         "not_available": relevant_missing,
@@ -415,12 +402,12 @@ def plot_reproduction(figure: dict, summary: pd.DataFrame, spec: dict, title: st
     others = [a for a in spec.get("axes", []) if a != figure.get("x")]
 
     def label(row) -> str:
-        return " ".join([row["row"]] + [f"{AXIS_TITLES[a][0]}={row[a]}" for a in others])
+        return " ".join([row["row"]] + [f"{display.AXES[a].column}={row[a]}" for a in others])
 
     if figure["kind"] == "bars":
         labels = [label(row) for _, row in summary.iterrows()]
         for ax, metric in zip(axes, ys):
-            _, mtitle, scale, _ = METRICS[metric]
+            _, mtitle, scale, _ = _metric(metric)
             ax.bar(range(len(summary)), summary[f"{metric}_mean"] * scale,
                    yerr=summary[f"{metric}_std"].fillna(0.0) * scale, capsize=3, color="tab:blue")
             ax.set_xticks(range(len(summary)), labels, rotation=30, ha="right", fontsize=8)
@@ -429,7 +416,7 @@ def plot_reproduction(figure: dict, summary: pd.DataFrame, spec: dict, title: st
     elif figure["kind"] == "lines":
         x = figure["x"]
         for ax, metric in zip(axes, ys):
-            _, mtitle, scale, _ = METRICS[metric]
+            _, mtitle, scale, _ = _metric(metric)
             groups = list(summary.groupby(["row", *others], sort=False))
             for i, (_, part) in enumerate(groups):
                 part = part.sort_values(x)
@@ -439,8 +426,7 @@ def plot_reproduction(figure: dict, summary: pd.DataFrame, spec: dict, title: st
             ax.set_xscale("log", base=2)
             ax.set_xticks(values, [str(v) for v in values])
             ax.minorticks_off()
-            ax.set_xlabel({"codebook_size": "Codebook size K", "code_dim": "Code dimension D",
-                           "batch_size": "Batch size"}[x])
+            ax.set_xlabel(display.AXES[x].figure)
             ax.set_ylabel(mtitle)
             ax.grid(alpha=0.3)
         legend_outside(fig, axes[0])

@@ -223,6 +223,33 @@ def plot_sample_rows(rows: list[tuple[str, Path]], title: str, stem: Path, per_r
 # --------------------------------------------------------------------------- studies
 
 
+def _note_missing(missing: dict[str, str], result: dict) -> None:
+    """Keep the first reason any run gave for each metric it could not compute (the table's n/a footnotes)."""
+    for metric, reason in result.get("missing", {}).items():
+        missing.setdefault(metric, reason)
+
+
+def _read_metrics(metric_files: list[str], idents: list[dict], allow_missing: bool = False
+                  ) -> tuple[list[dict], dict[str, str], list[tuple[dict, str]]]:
+    """(a row per run that finished, the n/a reasons, (ident, reason) per run that did not).
+
+    A missing metrics.json is an error unless its training left a failure record, or
+    ``allow_missing`` is set (a report after ``--keep-going``: "not run").
+    """
+    rows, missing, failures = [], {}, []
+    for path, ident in zip(map(Path, metric_files), idents):
+        if path.exists():
+            result = json.loads(path.read_text())
+            rows.append(_metric_row(ident, result))
+            _note_missing(missing, result)
+            continue
+        reason = failure_reason(path.parent)
+        if reason is None and not allow_missing:
+            raise FileNotFoundError(f"{path} is missing and no {FAILURE_RECORD} explains why; run its training job first")
+        failures.append((ident, reason or "not run (a job it depends on failed)"))
+    return rows, missing, failures
+
+
 def build_study_report(study: str, title: str, metric_files: list[str], keys: list[dict], results_dir: str | Path,
                        allow_missing: bool = False) -> None:
     """Tables and figure of one study.
@@ -232,18 +259,7 @@ def build_study_report(study: str, title: str, metric_files: list[str], keys: li
     ``allow_missing`` is set (a report after ``--keep-going``: "not run").
     """
     results = Path(results_dir)
-    rows, missing, failures = [], {}, []
-    for path, key in zip(map(Path, metric_files), keys):
-        if path.exists():
-            result = json.loads(path.read_text())
-            rows.append(_metric_row(key, result))
-            for name, reason in result.get("missing", {}).items():
-                missing.setdefault(name, reason)
-            continue
-        reason = failure_reason(path.parent)
-        if reason is None and not allow_missing:
-            raise FileNotFoundError(f"{path} is missing and no {FAILURE_RECORD} explains why; run its training job first")
-        failures.append((key, reason or "not run (a job it depends on failed)"))
+    rows, missing, failures = _read_metrics(metric_files, keys, allow_missing)
     classification = any("accuracy" in row for row in rows)
     spec = CLASSIFIER_TABLE if classification else TOKENIZER_TABLE
     if any(key.get("batch_size") is not None for key in keys):  # a batch-size axis: one row per batch size too
@@ -274,8 +290,7 @@ def build_generation_report(study: str, title: str, keys: list, classifier: str,
                  "code_dim": key.tokenizer.code_dim, "prior": key.prior}
         rows.append(_metric_row(ident, result))
         curves += [{**ident, **point} for point in result["curve"]]
-        for name, reason in result.get("missing", {}).items():
-            missing.setdefault(name, reason)
+        _note_missing(missing, result)
         label = f"{key.tokenizer.quantizer} K={key.tokenizer.codebook_size}\n{key.prior}"
         samples.setdefault(label, runs_dir / key.path / "samples.pt")  # first seed of each configuration
         num_samples = result["num_samples"]
@@ -331,20 +346,10 @@ def build_reproduction_report(name: str, spec: dict, metric_files: list[str], ke
 
     results = Path(results_dir)
     spec_table = reproduction_spec_table(spec)
-    rows, missing, failures = [], {}, []
-    for path, key in zip(map(Path, metric_files), keys):
-        ident = {"row": row_label(spec, key.quantizer), "quantizer": key.quantizer, "codebook_size": key.codebook_size,
-                 "code_dim": key.code_dim, "batch_size": key.batch_size, "seed": key.seed, "run": str(path.parent)}
-        if not path.exists():
-            reason = failure_reason(path.parent)
-            if reason is None:
-                raise FileNotFoundError(f"{path} is missing and no {FAILURE_RECORD} explains why; run its training job first")
-            failures.append((ident, reason))
-            continue
-        result = json.loads(path.read_text())
-        rows.append(_metric_row(ident, result))
-        for metric, reason in result.get("missing", {}).items():
-            missing.setdefault(metric, reason)
+    idents = [{"row": row_label(spec, key.quantizer), "quantizer": key.quantizer, "codebook_size": key.codebook_size,
+               "code_dim": key.code_dim, "batch_size": key.batch_size, "seed": key.seed, "run": str(Path(path).parent)}
+              for path, key in zip(metric_files, keys)]
+    rows, missing, failures = _read_metrics(metric_files, idents)
     # Every grid field identifies a row (a field that is not an axis has one value per row: vqrepro.config checks)
     group = ["row", "quantizer", "codebook_size", "code_dim"] + (["batch_size"] if any(k.batch_size for k in keys) else [])
     full = TableSpec(keys=[(f, f, f) for f in group], metrics=spec_table.metrics)

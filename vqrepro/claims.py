@@ -40,13 +40,17 @@ measurable.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
 from . import display
 from .compare import norm_value
+from .io import write_json
+from .pages import write_markdown
 
 STATUSES = ("reproduced", "not reproduced", "not measurable here")
 CLAIM_KEYS = ("id", "paper", "statement", "reproduction", "check", "measurable_at", "why_not_here", "diagnosis")
@@ -503,3 +507,27 @@ def render_claims_markdown(results: list[dict], scale: str) -> str:
             lines.append(f"| {statement} (`{r['id']}`) | {r['status']} | {evidence} | `{r['reproduction']}` |")
     return "\n".join(lines) + "\n"
 
+
+# --------------------------------------------------------------------------- the claims rule's files
+
+
+def write_claims_pages(settings: dict, results_dir: str | Path, claims_page: str | Path, index_page: str | Path,
+                       counts_file: str | Path | None = None) -> None:
+    """results/claims.md, results/paper_vs_repro/index.md (each with its .html) and, with ``counts_file``,
+    the verdict counts as JSON, from the reproduction tables already in ``results_dir``.
+
+    ``settings``: the claims rule's slice, {claims, reproductions: {name: {paper, reproduces, study}},
+    built: the names built at this scale, scale, order: the reproductions' order}. ``order`` may be left
+    out when ``reproductions`` arrives in that order (JSON dumped with sorted keys loses it).
+    """
+    results, scale, built = Path(results_dir), settings["scale"], settings["built"]
+    reproductions = {name: settings["reproductions"][name] for name in settings.get("order", settings["reproductions"])}
+    summaries = {name: pd.read_csv(results / "tables" / f"{name}.csv") if name in built else None
+                 for name in reproductions}
+    missing = {name: json.loads((results / "metrics" / f"{name}.json").read_text())["not_available"]
+               if name in built else {} for name in reproductions}
+    evaluated = evaluate_claims(settings["claims"], summaries, missing, scale)
+    write_markdown(claims_page, render_claims_markdown(evaluated, scale))
+    if counts_file:  # for the end-of-run summary
+        write_json(counts_file, claim_counts(evaluated, scale))
+    write_markdown(index_page, comparison_index(reproductions, built, scale))

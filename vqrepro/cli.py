@@ -182,26 +182,9 @@ def cmd_reproduce(args) -> None:
 
 
 def cmd_claims(args) -> None:
-    import pandas as pd
+    from .claims import write_claims_pages
 
-    from . import claims
-    from .io import write_json
-    from .pages import write_markdown
-
-    settings = args.settings
-    results = Path(args.results)
-    summaries, missing = {}, {}
-    for name in settings["order"]:
-        table, metrics = results / "tables" / f"{name}.csv", results / "metrics" / f"{name}.json"
-        built = name in settings["built"]
-        summaries[name] = pd.read_csv(table) if built else None
-        missing[name] = json.loads(metrics.read_text())["not_available"] if built else {}
-    results = claims.evaluate_claims(settings["claims"], summaries, missing, settings["scale"])
-    write_markdown(args.out, claims.render_claims_markdown(results, settings["scale"]))
-    if args.counts:  # the verdict counts, for the end-of-run summary
-        write_json(args.counts, claims.claim_counts(results, settings["scale"]))
-    reproductions = {name: settings["reproductions"][name] for name in settings["order"]}
-    write_markdown(args.index, claims.comparison_index(reproductions, settings["built"], settings["scale"]))
+    write_claims_pages(args.settings, args.results, args.out, args.index, args.counts)
 
 
 def cmd_toy(args) -> None:

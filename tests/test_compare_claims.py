@@ -459,6 +459,33 @@ def test_claims_markdown():
     assert md == build_claims_markdown(CLAIMS, summaries, {"cvq_fig1_usage": {}}, "mini")
 
 
+def test_claims_pages_read_the_built_tables(tmp_path):
+    """The claims rule's files from results/: tables read only for the reproductions built, index in params order."""
+    import json
+
+    from vqrepro.claims import write_claims_pages
+
+    results = tmp_path / "results"
+    (results / "tables").mkdir(parents=True)
+    (results / "metrics").mkdir()
+    cvq_summary().to_csv(results / "tables" / "cvq_fig1_usage.csv", index=False)
+    (results / "metrics" / "cvq_fig1_usage.json").write_text(json.dumps({"not_available": {}}))
+    shown = {"cvq_fig1_usage": {"paper": "CVQ-VAE", "reproduces": "Fig. 1", "study": "cvq"},
+             "nsvq_imagenet": {"paper": "NS-VQ", "reproduces": "Table 2", "study": "imagenet"}}
+    settings = {"claims": [CLAIMS[0], CLAIMS[3]], "built": ["cvq_fig1_usage"], "scale": "mini",
+                "reproductions": dict(sorted(shown.items(), reverse=True)), "order": list(shown)}
+    pages = [tmp_path / name for name in ("claims.md", "index.md", "counts.json")]
+    write_claims_pages(settings, results, *pages)
+    claims_md, index_md, counts = (page.read_text() for page in pages)
+    assert "| CVQ-VAE | 1 | 0 | 0 | 1 |" in claims_md and (tmp_path / "claims.html").exists()
+    assert index_md.index("| CVQ-VAE |") < index_md.index("| NS-VQ |")  # the order of params.yaml, not of the JSON
+    assert "| NS-VQ | Table 2 | not built at mini scale | - | `imagenet` |" in index_md
+    assert json.loads(counts)["all"] == {"reproduced": 1, "not reproduced": 0, "not measurable here": 1}
+    del settings["order"]  # a slice that keeps the reproductions' order needs no separate order
+    write_claims_pages({**settings, "reproductions": shown}, results, *pages[:2])
+    assert pages[1].read_text() == index_md
+
+
 def test_claim_counts_match_the_statuses():
     from vqrepro.claims import claim_counts, evaluate_claims
 

@@ -40,24 +40,28 @@ measurable.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
-from .compare import AXES, FRACTION_METRICS, display, norm_value
+from . import display
+from .compare import norm_value
+from .io import write_json
+from .pages import write_markdown
 
 STATUSES = ("reproduced", "not reproduced", "not measurable here")
 CLAIM_KEYS = ("id", "paper", "statement", "reproduction", "check", "measurable_at", "why_not_here", "diagnosis")
 NO_DIAGNOSIS = "none recorded: this miss has not been checked against faults of ours (schedule, initialisation, seeds)"
 THRESHOLD_OPS = {"at_least": "at least", "at_most": "at most", "above": "above", "below": "below"}
-SELECTOR_COLUMNS = ("row", "quantizer", *AXES)
+SELECTOR_COLUMNS = ("row", "quantizer", *display.AXES)
 TRENDS = ("increasing", "decreasing")
-UNIT_SUFFIX = {"mse": "e-3", "usage": "%", "usage_train": "%", "accuracy": "%"}
 # The thresholds that can decide something, in our raw units: (lowest, highest, lowest allowed
 # itself, what the metric is). A usage "at_least: 0" always holds, "at_least: 95" never does.
 THRESHOLD_RANGES = {
-    **{m: (0.0, 1.0, False, f"{m} is a fraction (95% is 0.95)") for m in FRACTION_METRICS},
+    **{m: (0.0, 1.0, False, f"{m} is a fraction (95% is 0.95)") for m in display.FRACTION_METRICS},
     "ssim": (-1.0, 1.0, True, "SSIM lies between -1 and 1"),
     "perplexity": (1.0, math.inf, True, "perplexity is at least 1 (a single code in use)"),
     **{m: (0.0, math.inf, False, f"{m} is positive") for m in ("mse", "lpips", "rfid")},
@@ -145,7 +149,7 @@ def _check_condition(where: str, cond, spec: dict, repro: str) -> None:
             _check_selector(f"{where}.{op}[{i}]", sel, spec)
         if "margin" in cond and not (_is_number(cond["margin"]) and cond["margin"] >= 0):
             raise ValueError(f"{where}.margin: expected a number >= 0 in the metric's raw units")
-        if cond["metric"] in FRACTION_METRICS and cond.get("margin", 0) >= 1:
+        if cond["metric"] in display.FRACTION_METRICS and cond.get("margin", 0) >= 1:
             raise ValueError(f"{where}.margin: {cond['margin']} can never separate two values of {cond['metric']}, "
                              "a fraction (0 to 1); give the gap as a fraction too (5 points is 0.05)")
         return
@@ -221,10 +225,10 @@ class _Result:
 
 
 def _show(metric: str, value: float) -> str:
-    _, scale, decimals = display(metric)
+    shown = display.metric(metric)
     if math.isnan(value):
         return "n/a"
-    return f"{value * scale:.{decimals}f}{UNIT_SUFFIX.get(metric, '')}"
+    return f"{value * shown.scale:.{shown.decimals}f}{shown.suffix}"
 
 
 def _select(summary: pd.DataFrame, sel: dict | None, cid: str) -> pd.DataFrame:
@@ -256,7 +260,7 @@ def _name(row: pd.Series, sel: dict | None) -> str:
     label = str(row.get("row", row.get("quantizer", "?")))
     if "quantizer" in row and str(row["quantizer"]) != label:
         label += f" [{row['quantizer']}]"
-    extra = [f"{c}={norm_value(row[c])}" for c in AXES if c in row and (sel is None or c in sel)]
+    extra = [f"{c}={norm_value(row[c])}" for c in display.AXES if c in row and (sel is None or c in sel)]
     return label + (f" ({', '.join(extra)})" if extra else "")
 
 
@@ -433,10 +437,6 @@ def evaluate_claim(claim: dict, summary: pd.DataFrame | None, missing: dict[str,
 # --------------------------------------------------------------------------- results/claims.md
 
 
-def _escape(text) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
 def comparison_index(reproductions: dict[str, dict], built: list[str], scale: str) -> str:
     """results/paper_vs_repro/index.md: every paper table or figure, what it reproduces, and its files at this scale."""
     lines = ["# The papers' tables and figures, and where ours are", "",
@@ -449,8 +449,8 @@ def comparison_index(reproductions: dict[str, dict], built: list[str], scale: st
             comparison = f"[{name}.md]({name}.md)"
         else:
             ours, comparison = f"not built at {scale} scale", "-"
-        lines.append(f"| {_escape(spec['paper'])} | {_escape(spec['reproduces'])} | {ours} | {comparison} | "
-                     f"`{spec['study']}` |")
+        paper, reproduces = (display.markdown_cell(spec[key]) for key in ("paper", "reproduces"))
+        lines.append(f"| {paper} | {reproduces} | {ours} | {comparison} | `{spec['study']}` |")
     if not reproductions:
         lines.append("| - | no reproductions are defined in params.yaml | - | - | - |")
     return "\n".join(lines) + "\n"
@@ -492,7 +492,7 @@ def render_claims_markdown(results: list[dict], scale: str) -> str:
     for paper in papers:
         mine = [r for r in results if r["paper"] == paper]
         counts = [sum(r["status"] == s for r in mine) for s in STATUSES]
-        lines.append(f"| {_escape(paper)} | " + " | ".join(map(str, counts)) + f" | {len(mine)} |")
+        lines.append(f"| {display.markdown_cell(paper)} | " + " | ".join(map(str, counts)) + f" | {len(mine)} |")
     totals = [sum(r["status"] == s for r in results) for s in STATUSES]
     lines.append("| **All** | " + " | ".join(map(str, totals)) + f" | {len(results)} |")
     for paper in papers:
@@ -503,6 +503,31 @@ def render_claims_markdown(results: list[dict], scale: str) -> str:
                 evidence = f"Not measurable: {r['reason']}" + (f" ({evidence})" if evidence else "")
             if r.get("diagnosis"):
                 evidence += f" Diagnosis: {r['diagnosis']}"
-            lines.append(f"| {_escape(r['statement'])} (`{r['id']}`) | {r['status']} | {_escape(evidence)} | "
-                         f"`{r['reproduction']}` |")
+            statement, evidence = display.markdown_cell(r["statement"]), display.markdown_cell(evidence)
+            lines.append(f"| {statement} (`{r['id']}`) | {r['status']} | {evidence} | `{r['reproduction']}` |")
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- the claims rule's files
+
+
+def write_claims_pages(settings: dict, results_dir: str | Path, claims_page: str | Path, index_page: str | Path,
+                       counts_file: str | Path | None = None) -> None:
+    """results/claims.md, results/paper_vs_repro/index.md (each with its .html) and, with ``counts_file``,
+    the verdict counts as JSON, from the reproduction tables already in ``results_dir``.
+
+    ``settings``: the claims rule's slice, {claims, reproductions: {name: {paper, reproduces, study}},
+    built: the names built at this scale, scale, order: the reproductions' order}. ``order`` may be left
+    out when ``reproductions`` arrives in that order (JSON dumped with sorted keys loses it).
+    """
+    results, scale, built = Path(results_dir), settings["scale"], settings["built"]
+    reproductions = {name: settings["reproductions"][name] for name in settings.get("order", settings["reproductions"])}
+    summaries = {name: pd.read_csv(results / "tables" / f"{name}.csv") if name in built else None
+                 for name in reproductions}
+    missing = {name: json.loads((results / "metrics" / f"{name}.json").read_text())["not_available"]
+               if name in built else {} for name in reproductions}
+    evaluated = evaluate_claims(settings["claims"], summaries, missing, scale)
+    write_markdown(claims_page, render_claims_markdown(evaluated, scale))
+    if counts_file:  # for the end-of-run summary
+        write_json(counts_file, claim_counts(evaluated, scale))
+    write_markdown(index_page, comparison_index(reproductions, built, scale))

@@ -77,11 +77,32 @@ def cmd_evaluate(args) -> None:
     print(json.dumps(result["metrics"]))
 
 
-def _study_runs(name: str, study: dict, runs_dir: str, filename: str) -> tuple[list[str], list[dict]]:
-    """The ``filename`` of every grid point of one study, and each point's identity as a table row."""
+# vqrepro.config's grid functions read a whole config, and a job's settings slice holds only its
+# own study (and reproduction): these three hand them just the sections they read.
+
+
+def _study_grid(name: str, study: dict) -> list:
     from . import config
 
-    keys = config.grid({"studies": {name: study}}, name)
+    return config.grid({"studies": {name: study}}, name)
+
+
+def _generation_grid(name: str, generation_study: dict, dataset: str) -> list:
+    from . import config
+
+    tokenizer_study = {generation_study["tokenizer_study"]: {"dataset": dataset}}
+    return config.generation_grid({"studies": tokenizer_study, "generation_studies": {name: generation_study}}, name)
+
+
+def _reproduction_grid(name: str, spec: dict, study: dict) -> list:
+    from . import config
+
+    return config.reproduction_grid({"studies": {spec["study"]: study}, "reproductions": {name: spec}}, name)
+
+
+def _study_runs(name: str, study: dict, runs_dir: str, filename: str) -> tuple[list[str], list[dict]]:
+    """The ``filename`` of every grid point of one study, and each point's identity as a table row."""
+    keys = _study_grid(name, study)
     files = [str(Path(runs_dir) / k.path / filename) for k in keys]
     rows = [{"quantizer": k.quantizer, "codebook_size": k.codebook_size, "code_dim": k.code_dim, "seed": k.seed}
             | ({"batch_size": k.batch_size} if k.batch_size is not None else {}) for k in keys]
@@ -130,11 +151,9 @@ def cmd_evaluate_generation(args) -> None:
 
 
 def cmd_generation_report(args) -> None:
-    from . import config, report
+    from . import report
 
-    cfg = {"studies": {args.settings["tokenizer_study"]: {"dataset": args.dataset}},
-           "generation_studies": {args.study: args.settings}}
-    keys = config.generation_grid(cfg, args.study)
+    keys = _generation_grid(args.study, args.settings, args.dataset)
     report.build_generation_report(args.study, args.settings["title"], keys, args.settings["classifier"], args.runs,
                                    args.classifier_metrics, args.results)
 
@@ -172,9 +191,9 @@ def cmd_reproduce(args) -> None:
 
     settings = args.settings
     spec, study = settings["reproduction"], settings["study"]
-    spec["rows"] = {preset: spec["rows"][preset] for preset in settings["row_order"]}  # the paper's order
-    cfg = {"studies": {spec["study"]: study}, "reproductions": {args.name: spec}}
-    keys = config.reproduction_grid(cfg, args.name)
+    # The paper's row order: row_order where the slice was dumped with sorted keys, else the rows' own
+    spec["rows"] = {preset: spec["rows"][preset] for preset in settings.get("row_order", spec["rows"])}
+    keys = _reproduction_grid(args.name, spec, study)
     files = [str(Path(args.runs) / k.path / runs.METRICS) for k in keys]
     paper_dir = Path(args.paper_numbers) if args.paper_numbers else config.paper_numbers_dir()
     report.build_reproduction_report(args.name, spec, files, keys, args.results, settings["scale"],
@@ -182,26 +201,9 @@ def cmd_reproduce(args) -> None:
 
 
 def cmd_claims(args) -> None:
-    import pandas as pd
+    from .claims import write_claims_pages
 
-    from . import claims
-    from .io import write_json
-    from .pages import write_markdown
-
-    settings = args.settings
-    results = Path(args.results)
-    summaries, missing = {}, {}
-    for name in settings["order"]:
-        table, metrics = results / "tables" / f"{name}.csv", results / "metrics" / f"{name}.json"
-        built = name in settings["built"]
-        summaries[name] = pd.read_csv(table) if built else None
-        missing[name] = json.loads(metrics.read_text())["not_available"] if built else {}
-    results = claims.evaluate_claims(settings["claims"], summaries, missing, settings["scale"])
-    write_markdown(args.out, claims.render_claims_markdown(results, settings["scale"]))
-    if args.counts:  # the verdict counts, for the end-of-run summary
-        write_json(args.counts, claims.claim_counts(results, settings["scale"]))
-    reproductions = {name: settings["reproductions"][name] for name in settings["order"]}
-    write_markdown(args.index, claims.comparison_index(reproductions, settings["built"], settings["scale"]))
+    write_claims_pages(args.settings, args.results, args.out, args.index, args.counts)
 
 
 def cmd_toy(args) -> None:

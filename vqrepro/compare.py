@@ -31,24 +31,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import display
+
 PAPER_NUMBERS_KEYS = ("file", "where", "row_column", "axes", "aliases", "metrics")
-AXES = ("codebook_size", "code_dim", "batch_size")
-AXIS_TITLES = {"codebook_size": "K", "code_dim": "D", "batch_size": "Batch size"}
-# Our display when the paper prints nothing to compare with (as in report.py): (title, scale, decimals)
-DISPLAY = {
-    "mse": ("MSE (1e-3)", 1e3, 2),
-    "psnr": ("PSNR (dB)", 1.0, 2),
-    "ssim": ("SSIM", 1.0, 3),
-    "lpips": ("LPIPS", 1.0, 3),
-    "rfid": ("rFID", 1.0, 2),
-    "usage": ("Usage (%)", 100.0, 1),
-    "usage_train": ("Usage, train (%)", 100.0, 1),
-    "perplexity": ("Perplexity", 1.0, 1),
-    "accuracy": ("Accuracy (%)", 100.0, 1),
-}
 NOT_REPORTED = "—"
-# Our metrics that are fractions (0 to 1) in our raw units; papers often print them as percentages.
-FRACTION_METRICS = ("usage", "usage_train", "accuracy")
 
 
 # --------------------------------------------------------------------------- values
@@ -79,15 +65,6 @@ def _float(text) -> float:
 def _decimals(text: str) -> int:
     text = str(text).strip()
     return len(text.split(".", 1)[1]) if "." in text and "e" not in text.lower() else 0
-
-
-def _escape(text) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def display(metric: str) -> tuple[str, float, int]:
-    """(title, scale, decimals) of one of our metrics in our own tables (raw value * scale is shown)."""
-    return DISPLAY.get(metric, (metric, 1.0, 3))
 
 
 # --------------------------------------------------------------------------- the CSV
@@ -249,7 +226,7 @@ def _check_fraction_units(name: str, pn: dict, rows: pd.DataFrame) -> None:
     """A fraction metric's paper values, converted, must lie in [0, 1]: a percentage column mapped
     with factor 1.0 would otherwise compare 98.4 with our 0.984."""
     for metric, (column, factor) in pn["metrics"].items():
-        if metric not in FRACTION_METRICS:
+        if metric not in display.FRACTION_METRICS:
             continue
         values = [v for v in (_float(cell) * factor for cell in rows[column]) if not math.isnan(v)]
         if values and not all(0 <= v <= 1 for v in values):
@@ -306,7 +283,7 @@ def paper_vs_repro(name: str, spec: dict, summary: pd.DataFrame, paper_dir: Path
     axes = [a for a in spec.get("axes") or []]
     title = f"{spec.get('paper', name)}: {spec.get('reproduces', name)}"
     setting = setting.strip().rstrip(".")
-    lines = [f"# {_escape(title)}", ""]
+    lines = [f"# {display.markdown_cell(title)}", ""]
 
     table = norm = None
     base = None
@@ -336,16 +313,16 @@ def paper_vs_repro(name: str, spec: dict, summary: pd.DataFrame, paper_dir: Path
             printed = [v for v in table.loc[base, col] if str(v).strip()]
             decimals[metric] = max((_decimals(v) for v in printed), default=2)
         else:
-            decimals[metric] = display(metric)[2]
+            decimals[metric] = display.metric(metric).decimals
 
-    header = ["Row"] + [AXIS_TITLES.get(a, a) for a in axes] + ["Seeds"]
+    header = ["Row"] + [display.AXES[a].comparison for a in axes] + ["Seeds"]
     for metric in metrics:
         if metric in paper_metrics:
             col, factor = paper_metrics[metric]
             header += [f"{metric} [{col}]: Paper", f"{metric}: Ours", f"{metric}: Difference"]
         else:
-            header += [f"{display(metric)[0]}: Ours" + ("" if pn is None else " (not in the paper's table)")]
-    lines += ["| " + " | ".join(_escape(h) for h in header) + " |", "|" + "---|" * len(header)]
+            header += [f"{display.metric(metric).title}: Ours" + ("" if pn is None else " (not in the paper's table)")]
+    lines += ["| " + " | ".join(display.markdown_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
 
     na_metrics: list[str] = []
     for _, row in _ordered(summary, spec).iterrows():
@@ -353,7 +330,7 @@ def paper_vs_repro(name: str, spec: dict, summary: pd.DataFrame, paper_dir: Path
         spec_row = rows.get(preset, str(row.get("row", preset)))
         label = _label(preset, spec_row) if preset in rows else str(row.get("row", preset))
         seeds = _seeds(row, metrics)
-        cells = [_escape(label)] + [_escape(norm_value(row.get(a))) for a in axes] + [str(seeds)]
+        cells = [display.markdown_cell(v) for v in [label, *(norm_value(row.get(a)) for a in axes)]] + [str(seeds)]
 
         paper_row = None
         if pn is not None:
@@ -377,7 +354,7 @@ def paper_vs_repro(name: str, spec: dict, summary: pd.DataFrame, paper_dir: Path
                 scale_ = 1.0 / factor
             else:
                 d = decimals[metric]
-                paper_value, paper_cell, scale_ = math.nan, None, display(metric)[1]
+                paper_value, paper_cell, scale_ = math.nan, None, display.metric(metric).scale
             if seeds == 0:
                 ours_cell, ours_value = "failed", math.nan
             else:

@@ -17,12 +17,24 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import display
 from .io import load_tensors, write_json, write_text
 from .pages import write_markdown
 from .plotting import legend_outside, pyplot, save_figure, series_style, wrapped
 from .runs import FAILURE_RECORD, TRAIN_LOG, failure_reason
 
 Metric = tuple[str, str, float, int]  # (key, column title, display scale, decimals)
+
+
+def _metric(name: str) -> Metric:
+    """One metric's column in a table, as vqrepro.display shows it."""
+    shown = display.metric(name)
+    return (name, shown.title, shown.scale, shown.decimals)
+
+
+def _axis_key(axis: str) -> tuple[str, str, str]:
+    """One grid axis as a grouping column of a table, titled as vqrepro.display says."""
+    return (axis, display.AXES[axis].column, display.AXES[axis].latex)
 
 
 @dataclass(frozen=True)
@@ -32,36 +44,16 @@ class TableSpec:
 
 
 TOKENIZER_TABLE = TableSpec(
-    keys=[("quantizer", "Quantizer", "Quantizer"), ("codebook_size", "K", "$K$"), ("code_dim", "D", "$D$")],
-    metrics=[
-        ("mse", "MSE (1e-3)", 1e3, 2),
-        ("psnr", "PSNR (dB)", 1.0, 2),
-        ("ssim", "SSIM", 1.0, 3),
-        ("lpips", "LPIPS", 1.0, 3),
-        ("rfid", "rFID", 1.0, 2),
-        ("usage", "Usage (%)", 100.0, 1),
-        ("usage_train", "Usage, train (%)", 100.0, 1),
-        ("perplexity", "Perplexity", 1.0, 1),
-    ],
+    keys=[("quantizer", "Quantizer", "Quantizer"), _axis_key("codebook_size"), _axis_key("code_dim")],
+    metrics=[_metric(m) for m in ("mse", "psnr", "ssim", "lpips", "rfid", "usage", "usage_train", "perplexity")],
 )
 GENERATION_TABLE = TableSpec(
     keys=TOKENIZER_TABLE.keys + [("prior", "Prior", "Prior")],
-    metrics=[
-        ("bits_per_token", "Bits/token", 1.0, 3),
-        ("sample_usage", "Sample usage (%)", 100.0, 1),
-        ("fd_classifier", "FD (own classifier)", 1.0, 2),
-        ("precision", "Precision", 1.0, 3),
-        ("recall", "Recall", 1.0, 3),
-        ("gfid", "gFID", 1.0, 2),
-    ],
+    metrics=[_metric(m) for m in ("bits_per_token", "sample_usage", "fd_classifier", "precision", "recall", "gfid")],
 )
-ACCURACY = ("accuracy", "Accuracy (%)", 100.0, 1)
-METRICS: dict[str, Metric] = {m[0]: m for m in TOKENIZER_TABLE.metrics + [ACCURACY]}
 CLASSIFIER_TABLE = TableSpec(keys=TOKENIZER_TABLE.keys,
-                             metrics=[ACCURACY, METRICS["usage"], METRICS["usage_train"], METRICS["perplexity"]])
-AXIS_TITLES = {"codebook_size": ("K", "$K$"), "code_dim": ("D", "$D$"), "batch_size": ("Batch", "Batch")}
+                             metrics=[_metric(m) for m in ("accuracy", "usage", "usage_train", "perplexity")])
 SEEDS_NOTE = "Mean ± sample standard deviation over seeds"
-KEY_PREFIX = {"codebook_size": "K", "code_dim": "D", "batch_size": "B"}  # in the DVC metrics' configuration names
 
 
 # --------------------------------------------------------------------------- tables
@@ -108,24 +100,22 @@ def render_markdown(summary: pd.DataFrame, spec: TableSpec, title: str, notes: l
     return "\n".join(lines) + "\n"
 
 
-def _latex_escape(text: str) -> str:
-    for char, escaped in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
-                          ("±", r"$\pm$"), ("é", r"\'e")):
-        text = text.replace(char, escaped)
-    return text
-
-
 def render_latex(summary: pd.DataFrame, spec: TableSpec, title: str, notes: list[str], missing: dict[str, str]) -> str:
-    header = [tex for _, _, tex in spec.keys] + ["Seeds"] + [_latex_escape(t) for _, t, *_ in spec.metrics]
-    align = "".join("r" if field in KEY_PREFIX else "l" for field, *_ in spec.keys) + "r" * (len(spec.metrics) + 1)
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_latex_escape(title)}}}",
+    header = [tex for _, _, tex in spec.keys] + ["Seeds"] + [display.latex(t) for _, t, *_ in spec.metrics]
+    align = "".join("r" if field in display.AXES else "l" for field, *_ in spec.keys) + "r" * (len(spec.metrics) + 1)
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{display.latex(title)}}}",
              rf"\begin{{tabular}}{{{align}}}", r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
-    lines += [" & ".join(cells) + r" \\" for cells in _rows(summary, spec, r"$\pm$", _latex_escape)]
+    lines += [" & ".join(cells) + r" \\" for cells in _rows(summary, spec, r"$\pm$", display.latex)]
     lines += [r"\bottomrule", r"\end{tabular}"]
-    lines += [rf"\par\footnotesize {_latex_escape(note)}" for note in notes]
-    lines += [rf"\par\footnotesize n/a ({_latex_escape(m)}): {_latex_escape(r)}." for m, r in sorted(missing.items())]
+    lines += [rf"\par\footnotesize {display.latex(note)}" for note in notes]
+    lines += [rf"\par\footnotesize n/a ({display.latex(m)}): {display.latex(r)}." for m, r in sorted(missing.items())]
     lines.append(r"\end{table}")
     return "\n".join(lines) + "\n"
+
+
+def _configuration_name(row: pd.Series, fields: list[str]) -> str:
+    """A configuration's name in the DVC metrics, e.g. vq_K64_D8: each axis value after its prefix."""
+    return "_".join(f"{display.AXES[f].prefix if f in display.AXES else ''}{row[f]}" for f in fields)
 
 
 def write_tables(study: str, summary: pd.DataFrame, spec: TableSpec, title: str, notes: list[str],
@@ -134,7 +124,7 @@ def write_tables(study: str, summary: pd.DataFrame, spec: TableSpec, title: str,
     write_text(results / "tables" / f"{study}.tex", render_latex(summary, spec, title, notes, missing))
     write_text(results / "tables" / f"{study}.csv", summary.to_csv(index=False, float_format="%.6g"))
     per_config = {
-        "_".join(f"{KEY_PREFIX.get(field, '')}{row[field]}" for field, *_ in spec.keys): {
+        _configuration_name(row, [field for field, *_ in spec.keys]): {
             m: (None if math.isnan(row[f"{m}_mean"]) else round(float(row[f"{m}_mean"]), 6)) for m, *_ in spec.metrics
         }
         for _, row in summary.iterrows()
@@ -143,9 +133,6 @@ def write_tables(study: str, summary: pd.DataFrame, spec: TableSpec, title: str,
 
 
 # --------------------------------------------------------------------------- figures
-
-
-STUDY_AXES = {"codebook_size": "Codebook size K", "code_dim": "Code dimension D", "batch_size": "Batch size"}
 
 
 def plot_study(summary: pd.DataFrame, title: str, stem: Path, classification: bool = False) -> None:
@@ -157,7 +144,7 @@ def plot_study(summary: pd.DataFrame, title: str, stem: Path, classification: bo
     plt = pyplot()
     panels = [("usage", "Codebook usage (%)", 100.0),
               ("accuracy", "Test accuracy (%)", 100.0) if classification else ("mse", "Reconstruction MSE", 1.0)]
-    varying = [axis for axis in STUDY_AXES if axis in summary and summary[axis].nunique() > 1]
+    varying = [axis for axis in display.AXES if axis in summary and summary[axis].nunique() > 1]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     if not varying:  # one grid point per quantizer: bars
         names = summary["quantizer"].astype(str).tolist()
@@ -173,7 +160,7 @@ def plot_study(summary: pd.DataFrame, title: str, stem: Path, classification: bo
         groups = list(summary.groupby(["quantizer", *others], sort=False))
         for i, (ident, part) in enumerate(groups):
             ident = ident if isinstance(ident, tuple) else (ident,)
-            label = " ".join([str(ident[0])] + [f"{KEY_PREFIX[a]}={v}" for a, v in zip(others, ident[1:])])
+            label = " ".join([str(ident[0])] + [f"{display.AXES[a].prefix}={v}" for a, v in zip(others, ident[1:])])
             part = part.sort_values(x)
             for ax, (metric, _, scale) in zip(axes, panels):
                 ax.errorbar(part[x], part[f"{metric}_mean"] * scale, yerr=part[f"{metric}_std"].fillna(0.0) * scale,
@@ -183,7 +170,7 @@ def plot_study(summary: pd.DataFrame, title: str, stem: Path, classification: bo
             ax.set_xscale("log", base=2)
             ax.set_xticks(values, [str(v) for v in values])
             ax.minorticks_off()
-            ax.set_xlabel(STUDY_AXES[x])
+            ax.set_xlabel(display.AXES[x].figure)
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
         legend_outside(fig, axes[0])
@@ -236,6 +223,33 @@ def plot_sample_rows(rows: list[tuple[str, Path]], title: str, stem: Path, per_r
 # --------------------------------------------------------------------------- studies
 
 
+def _note_missing(missing: dict[str, str], result: dict) -> None:
+    """Keep the first reason any run gave for each metric it could not compute (the table's n/a footnotes)."""
+    for metric, reason in result.get("missing", {}).items():
+        missing.setdefault(metric, reason)
+
+
+def _read_metrics(metric_files: list[str], idents: list[dict], allow_missing: bool = False
+                  ) -> tuple[list[dict], dict[str, str], list[tuple[dict, str]]]:
+    """(a row per run that finished, the n/a reasons, (ident, reason) per run that did not).
+
+    A missing metrics.json is an error unless its training left a failure record, or
+    ``allow_missing`` is set (a report after ``--keep-going``: "not run").
+    """
+    rows, missing, failures = [], {}, []
+    for path, ident in zip(map(Path, metric_files), idents):
+        if path.exists():
+            result = json.loads(path.read_text())
+            rows.append(_metric_row(ident, result))
+            _note_missing(missing, result)
+            continue
+        reason = failure_reason(path.parent)
+        if reason is None and not allow_missing:
+            raise FileNotFoundError(f"{path} is missing and no {FAILURE_RECORD} explains why; run its training job first")
+        failures.append((ident, reason or "not run (a job it depends on failed)"))
+    return rows, missing, failures
+
+
 def build_study_report(study: str, title: str, metric_files: list[str], keys: list[dict], results_dir: str | Path,
                        allow_missing: bool = False) -> None:
     """Tables and figure of one study.
@@ -245,22 +259,11 @@ def build_study_report(study: str, title: str, metric_files: list[str], keys: li
     ``allow_missing`` is set (a report after ``--keep-going``: "not run").
     """
     results = Path(results_dir)
-    rows, missing, failures = [], {}, []
-    for path, key in zip(map(Path, metric_files), keys):
-        if path.exists():
-            result = json.loads(path.read_text())
-            rows.append(_metric_row(key, result))
-            for name, reason in result.get("missing", {}).items():
-                missing.setdefault(name, reason)
-            continue
-        reason = failure_reason(path.parent)
-        if reason is None and not allow_missing:
-            raise FileNotFoundError(f"{path} is missing and no {FAILURE_RECORD} explains why; run its training job first")
-        failures.append((key, reason or "not run (a job it depends on failed)"))
+    rows, missing, failures = _read_metrics(metric_files, keys, allow_missing)
     classification = any("accuracy" in row for row in rows)
     spec = CLASSIFIER_TABLE if classification else TOKENIZER_TABLE
     if any(key.get("batch_size") is not None for key in keys):  # a batch-size axis: one row per batch size too
-        spec = TableSpec(keys=spec.keys + [("batch_size", "Batch", "Batch")], metrics=spec.metrics)
+        spec = TableSpec(keys=spec.keys + [_axis_key("batch_size")], metrics=spec.metrics)
     group = [field for field, *_ in spec.keys]
     frame = pd.DataFrame(rows, columns=list(keys[0]) if not rows else None)
     summary = summarise(frame, spec)
@@ -287,8 +290,7 @@ def build_generation_report(study: str, title: str, keys: list, classifier: str,
                  "code_dim": key.tokenizer.code_dim, "prior": key.prior}
         rows.append(_metric_row(ident, result))
         curves += [{**ident, **point} for point in result["curve"]]
-        for name, reason in result.get("missing", {}).items():
-            missing.setdefault(name, reason)
+        _note_missing(missing, result)
         label = f"{key.tokenizer.quantizer} K={key.tokenizer.codebook_size}\n{key.prior}"
         samples.setdefault(label, runs_dir / key.path / "samples.pt")  # first seed of each configuration
         num_samples = result["num_samples"]
@@ -312,8 +314,8 @@ def row_label(spec: dict, preset: str) -> str:
 
 
 def reproduction_spec_table(spec: dict) -> TableSpec:
-    keys = [("row", "Method", "Method")] + [(axis, *AXIS_TITLES[axis]) for axis in spec.get("axes", [])]
-    return TableSpec(keys=keys, metrics=[METRICS[m] for m in spec["metrics"]])
+    keys = [("row", "Method", "Method")] + [_axis_key(axis) for axis in spec.get("axes", [])]
+    return TableSpec(keys=keys, metrics=[_metric(m) for m in spec["metrics"]])
 
 
 def pivot_summary(summary: pd.DataFrame, spec: TableSpec, pivot: str) -> tuple[pd.DataFrame, TableSpec]:
@@ -323,7 +325,7 @@ def pivot_summary(summary: pd.DataFrame, spec: TableSpec, pivot: str) -> tuple[p
     wide, metrics = summary[group].drop_duplicates().reset_index(drop=True), []  # rows in the table's order
     for value in sorted(summary[pivot].unique()):
         part = summary[summary[pivot] == value].drop(columns=[pivot])
-        prefix = f"{AXIS_TITLES[pivot][0]}={value}"
+        prefix = f"{display.AXES[pivot].column}={value}"
         renamed = {f"{m}_{stat}": f"{m}@{value}_{stat}" for m, *_ in spec.metrics for stat in ("mean", "std")}
         part = part.rename(columns={**renamed, "seeds": f"seeds@{value}"})
         wide = wide.merge(part, on=group, how="left", sort=False)
@@ -344,20 +346,10 @@ def build_reproduction_report(name: str, spec: dict, metric_files: list[str], ke
 
     results = Path(results_dir)
     spec_table = reproduction_spec_table(spec)
-    rows, missing, failures = [], {}, []
-    for path, key in zip(map(Path, metric_files), keys):
-        ident = {"row": row_label(spec, key.quantizer), "quantizer": key.quantizer, "codebook_size": key.codebook_size,
-                 "code_dim": key.code_dim, "batch_size": key.batch_size, "seed": key.seed, "run": str(path.parent)}
-        if not path.exists():
-            reason = failure_reason(path.parent)
-            if reason is None:
-                raise FileNotFoundError(f"{path} is missing and no {FAILURE_RECORD} explains why; run its training job first")
-            failures.append((ident, reason))
-            continue
-        result = json.loads(path.read_text())
-        rows.append(_metric_row(ident, result))
-        for metric, reason in result.get("missing", {}).items():
-            missing.setdefault(metric, reason)
+    idents = [{"row": row_label(spec, key.quantizer), "quantizer": key.quantizer, "codebook_size": key.codebook_size,
+               "code_dim": key.code_dim, "batch_size": key.batch_size, "seed": key.seed, "run": str(Path(path).parent)}
+              for path, key in zip(metric_files, keys)]
+    rows, missing, failures = _read_metrics(metric_files, idents)
     # Every grid field identifies a row (a field that is not an axis has one value per row: vqrepro.config checks)
     group = ["row", "quantizer", "codebook_size", "code_dim"] + (["batch_size"] if any(k.batch_size for k in keys) else [])
     full = TableSpec(keys=[(f, f, f) for f in group], metrics=spec_table.metrics)
@@ -388,7 +380,7 @@ def build_reproduction_report(name: str, spec: dict, metric_files: list[str], ke
     write_text(results / "tables" / f"{name}.csv", summary.to_csv(index=False, float_format="%.6g"))
     write_json(results / "metrics" / f"{name}.json", {
         "configurations": {
-            "_".join([str(row["quantizer"])] + [f"{KEY_PREFIX[a]}{row[a]}" for a in spec.get("axes", [])]): {
+            _configuration_name(row, ["quantizer", *spec.get("axes", [])]): {
                 m: (None if pd.isna(row[f"{m}_mean"]) else round(float(row[f"{m}_mean"]), 6)) for m in spec["metrics"]}
             for _, row in summary.iterrows()},
         "not_available": relevant_missing,
@@ -415,12 +407,12 @@ def plot_reproduction(figure: dict, summary: pd.DataFrame, spec: dict, title: st
     others = [a for a in spec.get("axes", []) if a != figure.get("x")]
 
     def label(row) -> str:
-        return " ".join([row["row"]] + [f"{AXIS_TITLES[a][0]}={row[a]}" for a in others])
+        return " ".join([row["row"]] + [f"{display.AXES[a].column}={row[a]}" for a in others])
 
     if figure["kind"] == "bars":
         labels = [label(row) for _, row in summary.iterrows()]
         for ax, metric in zip(axes, ys):
-            _, mtitle, scale, _ = METRICS[metric]
+            _, mtitle, scale, _ = _metric(metric)
             ax.bar(range(len(summary)), summary[f"{metric}_mean"] * scale,
                    yerr=summary[f"{metric}_std"].fillna(0.0) * scale, capsize=3, color="tab:blue")
             ax.set_xticks(range(len(summary)), labels, rotation=30, ha="right", fontsize=8)
@@ -429,7 +421,7 @@ def plot_reproduction(figure: dict, summary: pd.DataFrame, spec: dict, title: st
     elif figure["kind"] == "lines":
         x = figure["x"]
         for ax, metric in zip(axes, ys):
-            _, mtitle, scale, _ = METRICS[metric]
+            _, mtitle, scale, _ = _metric(metric)
             groups = list(summary.groupby(["row", *others], sort=False))
             for i, (_, part) in enumerate(groups):
                 part = part.sort_values(x)
@@ -439,8 +431,7 @@ def plot_reproduction(figure: dict, summary: pd.DataFrame, spec: dict, title: st
             ax.set_xscale("log", base=2)
             ax.set_xticks(values, [str(v) for v in values])
             ax.minorticks_off()
-            ax.set_xlabel({"codebook_size": "Codebook size K", "code_dim": "Code dimension D",
-                           "batch_size": "Batch size"}[x])
+            ax.set_xlabel(display.AXES[x].figure)
             ax.set_ylabel(mtitle)
             ax.grid(alpha=0.3)
         legend_outside(fig, axes[0])

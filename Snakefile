@@ -26,8 +26,8 @@ rule all:
     default_target: True
     input:
         study_metrics_all(config["run_studies"]),
-        study_reports(config["run_studies"]),
+        tables_of(config["run_studies"]),
         convergence_reports(config["run_studies"]),
         generation_outputs(config["run_generation_studies"]),
-        generation_reports(config["run_generation_studies"]),
+        tables_of(config["run_generation_studies"]),
         paper_outputs(),

@@ -517,11 +517,10 @@ def write_claims_pages(settings: dict, results_dir: str | Path, claims_page: str
     the verdict counts as JSON, from the reproduction tables already in ``results_dir``.
 
     ``settings``: the claims rule's slice, {claims, reproductions: {name: {paper, reproduces, study}},
-    built: the names built at this scale, scale, order: the reproductions' order}. ``order`` may be left
-    out when ``reproductions`` arrives in that order (JSON dumped with sorted keys loses it).
+    built: the names built at this scale, scale}, with ``reproductions`` in params.yaml's order.
     """
     results, scale, built = Path(results_dir), settings["scale"], settings["built"]
-    reproductions = {name: settings["reproductions"][name] for name in settings.get("order", settings["reproductions"])}
+    reproductions = settings["reproductions"]
     summaries = {name: pd.read_csv(results / "tables" / f"{name}.csv") if name in built else None
                  for name in reproductions}
     missing = {name: json.loads((results / "metrics" / f"{name}.json").read_text())["not_available"]

@@ -77,32 +77,11 @@ def cmd_evaluate(args) -> None:
     print(json.dumps(result["metrics"]))
 
 
-# vqrepro.config's grid functions read a whole config, and a job's settings slice holds only its
-# own study (and reproduction): these three hand them just the sections they read.
-
-
-def _study_grid(name: str, study: dict) -> list:
-    from . import config
-
-    return config.grid({"studies": {name: study}}, name)
-
-
-def _generation_grid(name: str, generation_study: dict, dataset: str) -> list:
-    from . import config
-
-    tokenizer_study = {generation_study["tokenizer_study"]: {"dataset": dataset}}
-    return config.generation_grid({"studies": tokenizer_study, "generation_studies": {name: generation_study}}, name)
-
-
-def _reproduction_grid(name: str, spec: dict, study: dict) -> list:
-    from . import config
-
-    return config.reproduction_grid({"studies": {spec["study"]: study}, "reproductions": {name: spec}}, name)
-
-
 def _study_runs(name: str, study: dict, runs_dir: str, filename: str) -> tuple[list[str], list[dict]]:
     """The ``filename`` of every grid point of one study, and each point's identity as a table row."""
-    keys = _study_grid(name, study)
+    from . import config
+
+    keys = config.study_grid(name, study)
     files = [str(Path(runs_dir) / k.path / filename) for k in keys]
     rows = [{"quantizer": k.quantizer, "codebook_size": k.codebook_size, "code_dim": k.code_dim, "seed": k.seed}
             | ({"batch_size": k.batch_size} if k.batch_size is not None else {}) for k in keys]
@@ -151,9 +130,9 @@ def cmd_evaluate_generation(args) -> None:
 
 
 def cmd_generation_report(args) -> None:
-    from . import report
+    from . import config, report
 
-    keys = _generation_grid(args.study, args.settings, args.dataset)
+    keys = config.generation_study_grid(args.settings, args.dataset)
     report.build_generation_report(args.study, args.settings["title"], keys, args.settings["classifier"], args.runs,
                                    args.classifier_metrics, args.results)
 
@@ -191,9 +170,7 @@ def cmd_reproduce(args) -> None:
 
     settings = args.settings
     spec, study = settings["reproduction"], settings["study"]
-    # The paper's row order: row_order where the slice was dumped with sorted keys, else the rows' own
-    spec["rows"] = {preset: spec["rows"][preset] for preset in settings.get("row_order", spec["rows"])}
-    keys = _reproduction_grid(args.name, spec, study)
+    keys = config.reproduction_study_grid(spec, study)  # spec["rows"] in the paper's row order
     files = [str(Path(args.runs) / k.path / runs.METRICS) for k in keys]
     paper_dir = Path(args.paper_numbers) if args.paper_numbers else config.paper_numbers_dir()
     report.build_reproduction_report(args.name, spec, files, keys, args.results, settings["scale"],

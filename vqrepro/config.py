@@ -456,13 +456,18 @@ def load_layered(files: list[str | Path], base: str | Path = "params.yaml") -> t
 
 
 AXIS_LISTS = {"codebook_size": "codebook_sizes", "code_dim": "code_dims", "batch_size": "batch_sizes"}
-def grid(config: dict, study: str) -> list[RunKey]:
-    s = config["studies"][study]
+def study_grid(name: str, study: dict) -> list[RunKey]:
+    """The grid points of one study from its definition alone (all a report job's settings slice holds)."""
     return [
-        RunKey(study, s["dataset"], q, k, d, seed, batch)
+        RunKey(name, study["dataset"], q, k, d, seed, batch)
         for q, k, d, batch, seed in itertools.product(
-            s["quantizers"], s["codebook_sizes"], s["code_dims"], s.get("batch_sizes", [None]), s["seeds"])
+            study["quantizers"], study["codebook_sizes"], study["code_dims"], study.get("batch_sizes", [None]),
+            study["seeds"])
     ]
+
+
+def grid(config: dict, study: str) -> list[RunKey]:
+    return study_grid(study, config["studies"][study])
 
 
 def dataset_settings(config: dict, dataset: str) -> dict:
@@ -514,14 +519,19 @@ def eval_settings(config: dict) -> dict:
 # --------------------------------------------------------------------------- stage 2
 
 
-def generation_grid(config: dict, study: str) -> list[PriorKey]:
-    g = config["generation_studies"][study]
-    base = config["studies"][g["tokenizer_study"]]
+def generation_study_grid(generation_study: dict, dataset: str) -> list[PriorKey]:
+    """The priors of one generation study; ``dataset``: its tokenizer study's data set."""
+    g = generation_study
     return [
-        PriorKey(RunKey(g["tokenizer_study"], base["dataset"], q, k, d, ts), prior, seed)
+        PriorKey(RunKey(g["tokenizer_study"], dataset, q, k, d, ts), prior, seed)
         for q, k, d, ts, prior, seed in itertools.product(
             g["quantizers"], g["codebook_sizes"], g["code_dims"], g["tokenizer_seeds"], g["priors"], g["seeds"])
     ]
+
+
+def generation_grid(config: dict, study: str) -> list[PriorKey]:
+    g = config["generation_studies"][study]
+    return generation_study_grid(g, config["studies"][g["tokenizer_study"]]["dataset"])
 
 
 SAMPLING_KEYS = ("num_samples", "temperature", "top_k", "decode_steps", "choice_temperature")
@@ -541,9 +551,8 @@ def sampling_settings(config: dict, prior: str, seed: int) -> dict:
 # --------------------------------------------------------------------------- reproductions
 
 
-def reproduction_grid(config: dict, name: str) -> list[RunKey]:
-    """The grid points of its study that one reproduction reads: its rows' presets, restricted by ``select``."""
-    spec = config["reproductions"][name]
+def reproduction_study_grid(spec: dict, study: dict) -> list[RunKey]:
+    """The grid points of its study (``study``) that one reproduction reads: its rows' presets, restricted by ``select``."""
     keep = spec.get("select", {})
 
     def wanted(key: RunKey) -> bool:
@@ -553,7 +562,12 @@ def reproduction_grid(config: dict, name: str) -> list[RunKey]:
         row_select = row.get("select", {}) if isinstance(row, dict) else {}
         return all(getattr(key, axis) == value for axis, value in row_select.items())
 
-    return [key for key in grid(config, spec["study"]) if wanted(key)]
+    return [key for key in study_grid(spec["study"], study) if wanted(key)]
+
+
+def reproduction_grid(config: dict, name: str) -> list[RunKey]:
+    spec = config["reproductions"][name]
+    return reproduction_study_grid(spec, config["studies"][spec["study"]])
 
 
 def reproductions_to_run(config: dict) -> list[str]:

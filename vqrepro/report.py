@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import display
+from . import display, runs
 from .io import load_tensors, write_json, write_text
 from .pages import write_markdown
 from .plotting import legend_outside, pyplot, save_figure, series_style, wrapped
@@ -285,14 +285,14 @@ def build_generation_report(study: str, title: str, keys: list, classifier: str,
     results, runs_dir = Path(results_dir), Path(runs_dir)
     rows, curves, missing, samples = [], [], {}, {}
     for key in keys:
-        result = json.loads((runs_dir / key.path / f"generation_{classifier}.json").read_text())
+        result = json.loads((runs_dir / key.path / runs.GENERATION.format(classifier=classifier)).read_text())
         ident = {"quantizer": key.tokenizer.quantizer, "codebook_size": key.tokenizer.codebook_size,
                  "code_dim": key.tokenizer.code_dim, "prior": key.prior}
         rows.append(_metric_row(ident, result))
         curves += [{**ident, **point} for point in result["curve"]]
         _note_missing(missing, result)
         label = f"{key.tokenizer.quantizer} K={key.tokenizer.codebook_size}\n{key.prior}"
-        samples.setdefault(label, runs_dir / key.path / "samples.pt")  # first seed of each configuration
+        samples.setdefault(label, runs_dir / key.path / runs.SAMPLES)  # first seed of each configuration
         num_samples = result["num_samples"]
     accuracy = json.loads(Path(classifier_metrics).read_text())["test_accuracy"]
     notes = [f"{SEEDS_NOTE}; {num_samples} samples per prior, scored against the test split.",

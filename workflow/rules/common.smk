@@ -59,21 +59,22 @@ def run_key(wildcards):
     return runs.RunKey.from_wildcards(wildcards)
 
 
-def as_json(settings):
-    return json.dumps(settings, sort_keys=True, separators=(",", ":"))
+def as_json(settings, sort_keys=True):
+    return json.dumps(settings, sort_keys=sort_keys, separators=(",", ":"))
 
 
 SETTINGS_DIR = Path(".snakemake/vqrepro/settings")
 
 
-def settings_file(settings):
+def settings_file(settings, sort_keys=True):
     """A job's settings slice, as a file named by its content; the job's params hold that path.
 
     Snakemake prints a changed param in the job's reason line, so passing the JSON itself put
     slices of up to ~20,000 characters there. A changed slice still re-runs the job: its file
     name changes. Written at planning time, so every executor (local, SLURM) finds it.
+    ``sort_keys=False`` keeps the order of params.yaml where it means something (a paper's rows).
     """
-    text = as_json(settings)
+    text = as_json(settings, sort_keys)
     path = SETTINGS_DIR / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
     if not path.exists():
         write_text(path, f"{text}\n")
@@ -113,8 +114,18 @@ def studies_with_recorded_failures(studies):
     return complete, incomplete
 
 
-def study_reports(studies):
-    return [f"results/tables/{study}.md" for study in studies]
+def tables_of(names):
+    """The Markdown table of each study, generation study or reproduction: results/tables/<name>.md."""
+    return [f"results/tables/{name}.md" for name in names]
+
+
+# The report commands, shared by their rules and by onerror's partial reports (after --keep-going).
+def study_report_command(study, settings):
+    return f"python -m vqrepro report --study {study} --settings {settings} --runs runs --results results"
+
+
+def reproduction_command(name, settings):
+    return f"python -m vqrepro reproduce --name {name} --settings {settings} --runs runs --results results"
 
 
 def convergence_reports(studies):
@@ -175,10 +186,6 @@ def generation_report_inputs(wildcards):
     }
 
 
-def generation_reports(studies):
-    return [f"results/tables/{study}.md" for study in studies]
-
-
 # --------------------------------------------------------------------------- the papers' tables and claims
 
 reproductions_to_run = vqconfig.reproductions_to_run(config)
@@ -209,16 +216,15 @@ def describe_setting(study: dict) -> str:
 def reproduction_settings_file(wildcards):
     spec = config["reproductions"][wildcards.reproduction]
     study = config["studies"][spec["study"]]
-    # JSON sorts keys: the paper's row order travels separately
-    return settings_file({"reproduction": spec, "row_order": list(spec["rows"]), "study": study, "scale": config["scale"],
-                    "setting": describe_setting(study)})
+    return settings_file({"reproduction": spec, "study": study, "scale": config["scale"],
+                          "setting": describe_setting(study)}, sort_keys=False)  # rows: the paper's order
 
 
 def claims_settings_file(wildcards):
     reproductions = {name: {key: spec[key] for key in ("paper", "reproduces", "study")}
                      for name, spec in config.get("reproductions", {}).items()}
     return settings_file({"claims": config.get("claims", []), "reproductions": reproductions,
-                    "order": list(reproductions), "built": reproductions_to_run, "scale": config["scale"]})
+                          "built": reproductions_to_run, "scale": config["scale"]}, sort_keys=False)
 
 
 def toy_settings_file(wildcards):
@@ -226,7 +232,7 @@ def toy_settings_file(wildcards):
 
 
 def paper_outputs():
-    files = [f"results/tables/{name}.md" for name in reproductions_to_run]
+    files = tables_of(reproductions_to_run)
     files += [f"results/metrics/toy_{toy}.json" for toy in config.get("toys", {})]
     return files + ["results/claims.md", "results/paper_vs_repro/index.md"]
 
@@ -246,8 +252,7 @@ config["report_front_page"] = report_front_page_facts()
 
 
 def end_of_run_summary(succeeded):
-    tables = (study_reports(config["run_studies"]) + convergence_reports(config["run_studies"])
-              + generation_reports(config["run_generation_studies"])
-              + [f"results/tables/{name}.md" for name in reproductions_to_run])
+    tables = (tables_of(config["run_studies"]) + convergence_reports(config["run_studies"])
+              + tables_of(config["run_generation_studies"]) + tables_of(reproductions_to_run))
     folders = [f"{runs.RUNS_DIR}/{key.path}" for study in config["run_studies"] for key in vqconfig.grid(config, study)]
     print(run_summary(tables, folders, config["scale"], succeeded=succeeded), file=sys.stderr)

@@ -36,8 +36,7 @@ rule reproduction_report:
         "../envs/vqrepro.yaml"
     threads: 1
     shell:
-        "python -m vqrepro reproduce --name {wildcards.reproduction} --settings {params.settings:q}"
-        " --runs runs --results results > {log} 2>&1"
+        reproduction_command("{wildcards.reproduction}", "{params.settings:q}") + " > {log} 2>&1"
 
 
 rule claims:

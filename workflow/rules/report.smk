@@ -23,8 +23,7 @@ rule study_report:
         "../envs/vqrepro.yaml"
     threads: 1
     shell:
-        "python -m vqrepro report --study {wildcards.study} --settings {params.settings:q}"
-        " --runs runs --results results > {log} 2>&1"
+        study_report_command("{wildcards.study}", "{params.settings:q}") + " > {log} 2>&1"
 
 
 rule convergence_report:
@@ -113,15 +112,14 @@ onerror:
               " to train the rest and get a table that marks the failed points")
     for study in complete:
         shell(
-            "mkdir -p logs/report && python -m vqrepro report --study {study} --settings {settings:q} --runs runs --results results"
-            " --allow-missing > logs/report/{study}.partial.log 2>&1",
+            f"mkdir -p logs/report && {study_report_command(study, '{settings:q}')}"
+            f" --allow-missing > logs/report/{study}.partial.log 2>&1",
             settings=settings_file(config["studies"][study]),
         )
         print(f"vqrepro: results/tables/{study}.md marks the failed grid points (logs/report/{study}.partial.log)")
         for name in (r for r in reproductions_to_run if config["reproductions"][r]["study"] == study):
             shell(
-                "python -m vqrepro reproduce --name {name} --settings {settings:q} --runs runs --results results"
-                " > logs/report/{name}.partial.log 2>&1",
+                f"{reproduction_command(name, '{settings:q}')} > logs/report/{name}.partial.log 2>&1",
                 settings=reproduction_settings_file(SimpleNamespace(reproduction=name)),
             )
             print(f"vqrepro: results/tables/{name}.md (a paper table from {study}) marks them too")

@@ -13,6 +13,11 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
+def make(cls, k, d, **settings):
+    """A quantizer of class ``cls`` at K = k, D = d with these settings over its paper defaults."""
+    return cls(k, d, cls.settings_from(settings))
+
+
 @pytest.fixture(scope="session")
 def params() -> dict:
     """The repository's params.yaml (read-only: tests deep-copy it before editing)."""

@@ -9,10 +9,7 @@ import pytest
 import torch
 
 from vqrepro.quantizers.fsq import RECOMMENDED_LEVELS, FSQQuantizer
-
-
-def make(cls, k, d, **settings):
-    return cls(k, d, cls.settings_from(settings))
+from conftest import make
 
 
 @pytest.mark.parametrize("levels", [[8, 5, 5, 5], [3, 4], [7, 6, 5]])

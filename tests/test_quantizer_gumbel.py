@@ -3,10 +3,7 @@ import pytest
 import torch
 
 from vqrepro.quantizers.gumbel import GumbelQuantizer, cosine_ramp
-
-
-def make(cls, k, d, **settings):
-    return cls(k, d, cls.settings_from(settings))
+from conftest import make
 
 
 def test_gumbel_soft_code_is_a_convex_combination_of_codes():

@@ -9,10 +9,7 @@ import pytest
 import torch
 
 from vqrepro.quantizers.lfq import LFQQuantizer
-
-
-def make(cls, k, d, **settings):
-    return cls(k, d, cls.settings_from(settings))
+from conftest import make
 
 
 def test_lfq_outputs_are_signs_and_indices_round_trip_through_bits():

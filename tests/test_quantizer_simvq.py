@@ -9,10 +9,7 @@ import pytest
 import torch
 
 from vqrepro.quantizers.simvq import SimVQQuantizer
-
-
-def make(cls, k, d, **settings):
-    return cls(k, d, cls.settings_from(settings))
+from conftest import make
 
 
 def test_simvq_init_frozen_gaussian_codebook_and_linear_map_with_bias():

@@ -5,10 +5,7 @@ import pytest
 import torch
 
 from vqrepro.quantizers.sqvae import SQVAEQuantizer
-
-
-def make(cls, k, d, **settings):
-    return cls(k, d, cls.settings_from(settings))
+from conftest import make
 
 
 def sqvae_probs(q, z):

@@ -4,10 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from vqrepro.quantizers.fc import VQGANFCQuantizer
-
-
-def make(cls, k, d, **settings):
-    return cls(k, d, cls.settings_from(settings))
+from conftest import make
 
 
 def test_fc_picks_the_largest_cosine_similarity_in_the_projected_space():

@@ -10,10 +10,7 @@ import torch
 
 from vqrepro.quantizers.ema import EMAQuantizer
 from vqrepro.quantizers.vqvae2 import VQVAE2Quantizer, kaiming_kd_init
-
-
-def make(cls, k, d, **settings):
-    return cls(k, d, cls.settings_from(settings))
+from conftest import make
 
 
 def test_vqvae2_init_matches_vector_quantize_pytorch_kaiming_uniform():

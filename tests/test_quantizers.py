@@ -15,6 +15,7 @@ from vqrepro.quantizers.lfq import LFQQuantizer
 from vqrepro.quantizers.simvq import SimVQQuantizer
 from vqrepro.quantizers.sqvae import SQVAEQuantizer
 from vqrepro.quantizers.vqvae2 import VQVAE2Quantizer
+from conftest import make
 
 
 def brute_force(z, codebook):
@@ -42,10 +43,6 @@ def test_unknown_method_and_setting_are_rejected():
         build_quantizer({"method": "nope"}, 8, 4)
     with pytest.raises(KeyError, match="beta"):
         build_quantizer({"method": "vq", "beta": 0.3}, 8, 4)
-
-
-def make(cls, k, d, **settings):
-    return cls(k, d, cls.settings_from(settings))
 
 
 CLASSES = {"sqvae": SQVAEQuantizer, "gumbel": GumbelQuantizer, "fsq": FSQQuantizer, "lfq": LFQQuantizer}

@@ -248,7 +248,8 @@ class GridPointAbsent(LookupError):
 def _one(summary: pd.DataFrame, sel: dict, cid: str) -> pd.Series:
     hits = _select(summary, sel, cid)
     if len(hits) == 0:
-        raise GridPointAbsent(f"no row {sel} in this scale's table: that grid point was not trained at this scale")
+        raise GridPointAbsent(f"no row {dict(sorted(sel.items()))} in this scale's table: that grid point was not "
+                              "trained at this scale")
     if len(hits) > 1:
         names = ", ".join(_name(r, None) for _, r in hits.iterrows())
         raise ValueError(f"claim {cid}: selector {sel} must match exactly one row of the summary, matched "

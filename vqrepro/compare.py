@@ -375,7 +375,7 @@ def paper_vs_repro(name: str, spec: dict, summary: pd.DataFrame, paper_dir: Path
     notes = [("Ours: mean ± sample standard deviation over the seeds that finished (no ± with one seed); "
               "failed: no seed finished.")]
     if pn is not None:
-        units = ", ".join(f"{m} as `{c}` (ours / {f:g})" for m, (c, f) in paper_metrics.items() if m in metrics)
+        units = ", ".join(f"{m} as `{c}` (ours / {f:g})" for m, (c, f) in sorted(paper_metrics.items()) if m in metrics)
         notes.append(f"Paper, Ours and Difference (ours - paper) are in the paper's printed units: {units}; "
                      f"{NOT_REPORTED} in Paper: the paper does not report it; {NOT_REPORTED} in Difference: "
                      "one side is missing.")

@@ -39,12 +39,8 @@ def render_html(markdown: str, fallback_title: str) -> str:
             f"<style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n")
 
 
-def html_path(markdown_path: str | Path) -> Path:
-    return Path(markdown_path).with_suffix(".html")
-
-
 def write_markdown(path: str | Path, markdown: str) -> None:
     """Write results/<...>.md and its HTML rendering results/<...>.html."""
     path = Path(path)
     write_text(path, markdown)
-    write_text(html_path(path), render_html(markdown, path.stem))
+    write_text(path.with_suffix(".html"), render_html(markdown, path.stem))

@@ -29,8 +29,8 @@ def claim_counts_text(results: str | Path = "results") -> str:
 
 
 def _claim_line(results: Path) -> str:
-    counts = claim_counts_text(results)
-    return f"claims: {counts}" + (" (results/claims.md)" if (results / "metrics" / "claims.json").exists() else "")
+    checked = (results / "metrics" / "claims.json").exists()
+    return f"claims: {claim_counts_text(results)}" + (" (results/claims.md)" if checked else "")
 
 
 def run_summary(tables: list[str], run_dirs: list[str | Path], scale: str, results: str | Path = "results",

@@ -59,10 +59,6 @@ def run_key(wildcards):
     return runs.RunKey.from_wildcards(wildcards)
 
 
-def as_json(settings, sort_keys=True):
-    return json.dumps(settings, sort_keys=sort_keys, separators=(",", ":"))
-
-
 SETTINGS_DIR = Path(".snakemake/vqrepro/settings")
 
 
@@ -74,7 +70,7 @@ def settings_file(settings, sort_keys=True):
     name changes. Written at planning time, so every executor (local, SLURM) finds it.
     ``sort_keys=False`` keeps the order of params.yaml where it means something (a paper's rows).
     """
-    text = as_json(settings, sort_keys)
+    text = json.dumps(settings, sort_keys=sort_keys, separators=(",", ":"))
     path = SETTINGS_DIR / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
     if not path.exists():
         write_text(path, f"{text}\n")

@@ -14,6 +14,20 @@ def test_repository_params_are_valid(params_copy):
     assert len(config.grid(params_copy, "photo_recon")) == 11 * 3  # presets x seeds at K = 1024, D = 16
 
 
+def test_more_seeds_give_only_the_matching_configurations_more_runs(params_copy):
+    study = {**params_copy["studies"]["mnist_nsvq_grid"], "seeds": [0, 1],
+             "more_seeds": {"seeds": [0, 1, 2, 3, 4], "points": [{"quantizer": "simvq", "code_dim": 3},
+                                                               {"quantizer": "transvq", "codebook_size": 64, "code_dim": 64}]}}
+    seeds = {}
+    for key in config.study_grid("s", study):
+        seeds.setdefault((key.quantizer, key.codebook_size, key.code_dim), []).append(key.seed)
+    five = {c for c, s in seeds.items() if s == [0, 1, 2, 3, 4]}
+    assert five == {("simvq", 64, 3), ("simvq", 1024, 3), ("transvq", 64, 64)}
+    assert all(s == [0, 1] for c, s in seeds.items() if c not in five)
+    # null (a paper config dropping the mini scale's list) trains every configuration with `seeds`
+    assert {k.seed for k in config.study_grid("s", {**study, "more_seeds": None})} == {0, 1}
+
+
 def _set(path, value):
     def edit(cfg):
         *parents, last = path
@@ -66,6 +80,12 @@ MALFORMED = [
     ("classifier on another data set", _set(["classifiers", "digits_cnn", "dataset"], "photo_crops"),
      "generation_studies.digits_generation.classifier"),
     ("unknown generation study", _set(["run_generation_studies"], ["nope"]), "run_generation_studies[0]"),
+    ("more_seeds drops a study seed", _set(["studies", "mnist_nsvq_grid", "more_seeds", "seeds"], [1, 2, 3]),
+     "studies.mnist_nsvq_grid.more_seeds.seeds"),
+    ("more_seeds names an untrained K", _set(["studies", "mnist_nsvq_grid", "more_seeds", "points"], [{"codebook_size": 8192}]),
+     "studies.mnist_nsvq_grid.more_seeds.points[0].codebook_size"),
+    ("more_seeds names an unknown field", _set(["studies", "mnist_nsvq_grid", "more_seeds", "points"], [{"lr": 1}]),
+     "studies.mnist_nsvq_grid.more_seeds.points[0]"),
 ]
 
 

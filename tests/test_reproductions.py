@@ -161,3 +161,15 @@ def test_batch_size_axis_is_part_of_the_run_path(params):
     assert config.RunKey.parse_point("K64_D8") == (64, 8, None)
     settings = config.train_settings(params, keys[0])
     assert settings["training"]["batch_size"] == keys[0].batch_size
+
+
+def test_seeds_note_says_which_configurations_have_more_seeds():
+    from vqrepro.report import seeds_note
+
+    def keys(counts):
+        return [{"quantizer": q, "codebook_size": 64, "code_dim": 3, "seed": s} for q, n in counts.items() for s in range(n)]
+
+    assert seeds_note(keys({"vq": 3, "cvq": 3}), "st").endswith("over seeds (3 seeds)")
+    mixed = seeds_note(keys({"vq": 2, "simvq": 5}), "st")
+    assert "(2 seeds per configuration; 5 for those chaotic with 2" in mixed
+    assert "studies.st.more_seeds" in mixed

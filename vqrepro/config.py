@@ -137,6 +137,23 @@ def _check_job_memory(config: dict, source: str, quantizers: dict) -> None:
                                                                       batch_key, need, limit))
 
 
+def _check_more_seeds(source: str, study_name: str, study: dict) -> None:
+    """``more_seeds`` extends the study's own seeds, for configurations the study trains."""
+    more = study.get("more_seeds")
+    if more is None:
+        return
+    where = f"{source}: studies.{study_name}.more_seeds"
+    if not set(study["seeds"]) <= set(more["seeds"]):
+        raise ConfigError(f"{where}.seeds: {more['seeds']} must include the study's seeds {study['seeds']}, "
+                          "so that the chaotic configurations add runs to the same ones")
+    for i, entry in enumerate(more["points"]):
+        for field, value in entry.items():
+            values = study.get(POINT_LISTS[field], [])
+            if value not in values:
+                raise ConfigError(f"{where}.points[{i}].{field}: {value!r} is not in studies.{study_name}."
+                                  f"{POINT_LISTS[field]} ({values}); the entry would match no configuration")
+
+
 def _model_footprint(config: dict, source: str, study_name: str, quantizer):
     """The study's model (without the quantizer) built on the meta device and run on one meta image."""
     from . import memory
@@ -239,6 +256,7 @@ def _semantic_check(config: dict, source: str) -> None:
                     f"(defined: {sorted(config[section])})"
                 )
         _check_study_model(config, source, study_name, study)
+        _check_more_seeds(source, study_name, study)
         for i, quantizer in enumerate(study["quantizers"]):
             if quantizer not in config["quantizers"] and quantizer not in REGISTRY:
                 raise ConfigError(
@@ -456,13 +474,25 @@ def load_layered(files: list[str | Path], base: str | Path = "params.yaml") -> t
 
 
 AXIS_LISTS = {"codebook_size": "codebook_sizes", "code_dim": "code_dims", "batch_size": "batch_sizes"}
+POINT_LISTS = {"quantizer": "quantizers", **AXIS_LISTS}
+
+
+def point_seeds(study: dict, point: dict) -> list[int]:
+    """The seeds one configuration (quantizer, codebook_size, code_dim[, batch_size]) trains with:
+    ``more_seeds.seeds`` when a ``more_seeds.points`` entry matches it (every field it names), else ``seeds``."""
+    more = study.get("more_seeds")
+    if more and any(all(point.get(field) == value for field, value in entry.items()) for entry in more["points"]):
+        return more["seeds"]
+    return study["seeds"]
+
+
 def study_grid(name: str, study: dict) -> list[RunKey]:
     """The grid points of one study from its definition alone (all a report job's settings slice holds)."""
     return [
         RunKey(name, study["dataset"], q, k, d, seed, batch)
-        for q, k, d, batch, seed in itertools.product(
-            study["quantizers"], study["codebook_sizes"], study["code_dims"], study.get("batch_sizes", [None]),
-            study["seeds"])
+        for q, k, d, batch in itertools.product(
+            study["quantizers"], study["codebook_sizes"], study["code_dims"], study.get("batch_sizes", [None]))
+        for seed in point_seeds(study, {"quantizer": q, "codebook_size": k, "code_dim": d, "batch_size": batch})
     ]
 
 

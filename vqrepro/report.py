@@ -56,6 +56,20 @@ CLASSIFIER_TABLE = TableSpec(keys=TOKENIZER_TABLE.keys,
 SEEDS_NOTE = "Mean ± sample standard deviation over seeds"
 
 
+def seeds_note(keys: list[dict], study: str) -> str:
+    """SEEDS_NOTE with the seed count; when configurations differ in it (``more_seeds``), says which have more and why."""
+    counts: dict[tuple, int] = {}
+    for key in keys:
+        config = tuple(key.get(f) for f in ("quantizer", "codebook_size", "code_dim", "batch_size"))
+        counts[config] = counts.get(config, 0) + 1
+    distinct = sorted(set(counts.values()))
+    if len(distinct) == 1:
+        return f"{SEEDS_NOTE} ({distinct[0]} seeds)"
+    return (f"{SEEDS_NOTE} ({distinct[0]} seeds per configuration; {distinct[-1]} for those chaotic with "
+            f"{distinct[0]}, a standard deviation above a third of the mean: studies.{study}.more_seeds in params.yaml; "
+            "the Seeds column says which)")
+
+
 # --------------------------------------------------------------------------- tables
 
 
@@ -273,7 +287,7 @@ def build_study_report(study: str, title: str, metric_files: list[str], keys: li
         summary = pd.concat([summary, placeholders], ignore_index=True)
     summary = summary.reindex(columns=[*summary.columns, *(f"{m}_{stat}" for m, *_ in spec.metrics
                                                            for stat in ("mean", "std") if f"{m}_{stat}" not in summary)])
-    notes = [f"{SEEDS_NOTE}, on the test split."]
+    notes = [f"{seeds_note(keys, study)}, on the test split."]
     notes += [f"Failed: {k['quantizer']} K={k['codebook_size']} D={k['code_dim']} seed {k['seed']}: {reason}"
               for k, reason in failures]
     write_tables(study, summary, spec, title, notes, missing, results)
@@ -364,10 +378,9 @@ def build_reproduction_report(name: str, spec: dict, metric_files: list[str], ke
     summary = summary.sort_values(by=["quantizer", *spec.get("axes", [])],
                                   key=lambda col: col.map(order) if col.name == "quantizer" else col,
                                   kind="stable").reset_index(drop=True)
-    seeds = sorted({key.seed for key in keys})
     notes = [f"Reproduces {spec['paper']}, {spec['reproduces']}.",
              f"Measured at {scale} scale: {setting}.",
-             f"{SEEDS_NOTE} ({len(seeds)} seeds), on the test split. Rows: the paper's names; presets in params.yaml: "
+             f"{seeds_note(idents, spec['study'])}, on the test split. Rows: the paper's names; presets in params.yaml: "
              + ", ".join(f"{row_label(spec, p)} = {p}" for p in spec["rows"]) + "."]
     notes += [f"Failed: {i['quantizer']} {i['run']}: {reason}" for i, reason in failures]
     shown, shown_spec = summary, spec_table

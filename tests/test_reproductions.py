@@ -36,6 +36,7 @@ def fake_runs(tmp_path: Path, keys, usage, fail=()):
 def nsvq_config(params):
     cfg = copy.deepcopy(params)
     cfg["studies"]["mnist_nsvq_grid"]["seeds"] = [0, 1]
+    cfg["studies"]["mnist_nsvq_grid"]["more_seeds"] = None  # two seeds for every row, whatever params.yaml lists
     return cfg
 
 
@@ -173,3 +174,31 @@ def test_seeds_note_says_which_configurations_have_more_seeds():
     mixed = seeds_note(keys({"vq": 2, "simvq": 5}), "st")
     assert "(2 seeds per configuration; 5 for those chaotic with 2" in mixed
     assert "studies.st.more_seeds" in mixed
+
+
+def test_a_codebook_larger_than_the_test_split_can_show_is_flagged(params, tmp_path):
+    """K = 1024 codes over 5,760 test tokens (5.6 a code): the table says test-split usage undercounts there."""
+    cfg = nsvq_config(params)
+    keys = config.reproduction_grid(cfg, "nsvq_table2")
+    files = fake_runs(tmp_path, keys, lambda key: 0.5)
+    for path, key in zip(files, keys):
+        result = json.loads(Path(path).read_text())
+        result["tokens"] = {"test": 5760, "train": 23000}
+        result["provenance"] = {"settings": {"codebook_size": key.codebook_size}}
+        Path(path).write_text(json.dumps(result))
+    report.build_reproduction_report("nsvq_table2", cfg["reproductions"]["nsvq_table2"], files, keys,
+                                     tmp_path / "results", "mini", "test setting", PAPER_DIR)
+    table = (tmp_path / "results" / "tables" / "nsvq_table2.md").read_text()
+    assert "Test-split usage at K = 1024 counts 5,760 tokens, 5.6 per code" in table
+    assert "the training-split column counts 23,000" in table
+    assert "K = 64 counts" not in table  # 90 tokens a code: enough
+
+
+def test_a_pivoted_row_gives_each_column_groups_seed_count_when_they_differ(params, tmp_path):
+    cfg = nsvq_config(params)
+    cfg["studies"]["mnist_nsvq_grid"]["more_seeds"] = {"seeds": [0, 1, 2, 3, 4], "points": [
+        {"quantizer": "transvq", "codebook_size": 64, "code_dim": 64}]}
+    table = (build(cfg, "nsvq_table3", tmp_path, lambda key: 0.5) / "tables" / "nsvq_table3.md").read_text()
+    assert "| TransVQ | 5 / 2 |" in table  # K = 64 with five seeds, K = 1024 with two
+    assert "| NS-VQ | 2 |" in table
+    assert "2 seeds per configuration; 5 for those chaotic with 2" in table

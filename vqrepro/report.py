@@ -100,7 +100,7 @@ def _cell(row: pd.Series, metric: str, scale: float, decimals: int, pm: str) -> 
 
 def _rows(summary: pd.DataFrame, spec: TableSpec, pm: str, esc=str) -> list[list[str]]:
     return [
-        [esc(str(row[field])) for field, *_ in spec.keys] + [str(row["seeds"])]
+        [esc(str(row[field])) for field, *_ in spec.keys] + [str(row.get("seeds_shown", row["seeds"]))]
         + [_cell(row, m, scale, decimals, pm) for m, _, scale, decimals in spec.metrics]
         for _, row in summary.iterrows()
     ]
@@ -243,25 +243,45 @@ def _note_missing(missing: dict[str, str], result: dict) -> None:
         missing.setdefault(metric, reason)
 
 
+# Fewer test tokens than this per code and a rarely chosen code can go unseen: test-split usage undercounts.
+SPARSE_TOKENS_PER_CODE = 10
+
+
+def _note_sparse(sparse: dict[int, tuple[int, int]], result: dict) -> None:
+    """{K: (test tokens, training tokens)} of the runs whose test split has few tokens per code."""
+    tokens, k = result.get("tokens"), result.get("provenance", {}).get("settings", {}).get("codebook_size")
+    if tokens and k and tokens.get("test") is not None and tokens["test"] < SPARSE_TOKENS_PER_CODE * k:
+        sparse.setdefault(k, (tokens["test"], tokens.get("train")))
+
+
+def sparse_notes(sparse: dict[int, tuple[int, int]]) -> list[str]:
+    return [f"Test-split usage at K = {k} counts {test:,} tokens, {test / k:.1f} per code (under "
+            f"{SPARSE_TOKENS_PER_CODE}): a code chosen rarely can go unseen there, so it undercounts; "
+            + (f"the training-split column counts {train:,}." if train else "compare the training split.")
+            for k, (test, train) in sorted(sparse.items())]
+
+
 def _read_metrics(metric_files: list[str], idents: list[dict], allow_missing: bool = False
-                  ) -> tuple[list[dict], dict[str, str], list[tuple[dict, str]]]:
-    """(a row per run that finished, the n/a reasons, (ident, reason) per run that did not).
+                  ) -> tuple[list[dict], dict[str, str], list[tuple[dict, str]], list[str]]:
+    """(a row per run that finished, the n/a reasons, (ident, reason) per run that did not,
+    notes on codebook sizes the test split has too few tokens for).
 
     A missing metrics.json is an error unless its training left a failure record, or
     ``allow_missing`` is set (a report after ``--keep-going``: "not run").
     """
-    rows, missing, failures = [], {}, []
+    rows, missing, failures, sparse = [], {}, [], {}
     for path, ident in zip(map(Path, metric_files), idents):
         if path.exists():
             result = json.loads(path.read_text())
             rows.append(_metric_row(ident, result))
             _note_missing(missing, result)
+            _note_sparse(sparse, result)
             continue
         reason = failure_reason(path.parent)
         if reason is None and not allow_missing:
             raise FileNotFoundError(f"{path} is missing and no {FAILURE_RECORD} explains why; run its training job first")
         failures.append((ident, reason or "not run (a job it depends on failed)"))
-    return rows, missing, failures
+    return rows, missing, failures, sparse_notes(sparse)
 
 
 def build_study_report(study: str, title: str, metric_files: list[str], keys: list[dict], results_dir: str | Path,
@@ -273,7 +293,7 @@ def build_study_report(study: str, title: str, metric_files: list[str], keys: li
     ``allow_missing`` is set (a report after ``--keep-going``: "not run").
     """
     results = Path(results_dir)
-    rows, missing, failures = _read_metrics(metric_files, keys, allow_missing)
+    rows, missing, failures, sparse = _read_metrics(metric_files, keys, allow_missing)
     classification = any("accuracy" in row for row in rows)
     spec = CLASSIFIER_TABLE if classification else TOKENIZER_TABLE
     if any(key.get("batch_size") is not None for key in keys):  # a batch-size axis: one row per batch size too
@@ -287,7 +307,7 @@ def build_study_report(study: str, title: str, metric_files: list[str], keys: li
         summary = pd.concat([summary, placeholders], ignore_index=True)
     summary = summary.reindex(columns=[*summary.columns, *(f"{m}_{stat}" for m, *_ in spec.metrics
                                                            for stat in ("mean", "std") if f"{m}_{stat}" not in summary)])
-    notes = [f"{seeds_note(keys, study)}, on the test split."]
+    notes = [f"{seeds_note(keys, study)}, on the test split."] + sparse
     notes += [f"Failed: {k['quantizer']} K={k['codebook_size']} D={k['code_dim']} seed {k['seed']}: {reason}"
               for k, reason in failures]
     write_tables(study, summary, spec, title, notes, missing, results)
@@ -345,7 +365,11 @@ def pivot_summary(summary: pd.DataFrame, spec: TableSpec, pivot: str) -> tuple[p
         wide = wide.merge(part, on=group, how="left", sort=False)
         metrics += [(f"{m}@{value}", f"{title} {prefix}", scale, decimals) for m, title, scale, decimals in spec.metrics]
     seed_columns = [c for c in wide.columns if c.startswith("seeds@")]
-    wide["seeds"] = wide[seed_columns].min(axis=1).fillna(0).astype(int)
+    counts = wide[seed_columns].fillna(0).astype(int)
+    wide["seeds"] = counts.min(axis=1)
+    # Column groups with different seed counts (more_seeds): one count per group, in column order.
+    wide["seeds_shown"] = [str(row.iloc[0]) if row.nunique() == 1 else " / ".join(map(str, row))
+                           for _, row in counts.iterrows()]
     return wide.drop(columns=seed_columns), TableSpec(keys=keys, metrics=metrics)
 
 
@@ -363,7 +387,7 @@ def build_reproduction_report(name: str, spec: dict, metric_files: list[str], ke
     idents = [{"row": row_label(spec, key.quantizer), "quantizer": key.quantizer, "codebook_size": key.codebook_size,
                "code_dim": key.code_dim, "batch_size": key.batch_size, "seed": key.seed, "run": str(Path(path).parent)}
               for path, key in zip(metric_files, keys)]
-    rows, missing, failures = _read_metrics(metric_files, idents)
+    rows, missing, failures, sparse = _read_metrics(metric_files, idents)
     # Every grid field identifies a row (a field that is not an axis has one value per row: vqrepro.config checks)
     group = ["row", "quantizer", "codebook_size", "code_dim"] + (["batch_size"] if any(k.batch_size for k in keys) else [])
     full = TableSpec(keys=[(f, f, f) for f in group], metrics=spec_table.metrics)
@@ -382,7 +406,7 @@ def build_reproduction_report(name: str, spec: dict, metric_files: list[str], ke
              f"Measured at {scale} scale: {setting}.",
              f"{seeds_note(idents, spec['study'])}, on the test split. Rows: the paper's names; presets in params.yaml: "
              + ", ".join(f"{row_label(spec, p)} = {p}" for p in spec["rows"]) + "."]
-    notes += [f"Failed: {i['quantizer']} {i['run']}: {reason}" for i, reason in failures]
+    notes += sparse + [f"Failed: {i['quantizer']} {i['run']}: {reason}" for i, reason in failures]
     shown, shown_spec = summary, spec_table
     if spec.get("pivot"):
         shown, shown_spec = pivot_summary(summary.drop(columns=["quantizer"]), spec_table, spec["pivot"])

@@ -1,6 +1,10 @@
 """What makes a verdict trustworthy: each paper's loop settings, whole-split usage, the
 convergence study, real 28x28 MNIST, and claims that carry their diagnosis."""
 import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -113,3 +117,18 @@ def test_a_miss_shows_its_diagnosis_or_says_none_was_recorded():
     assert evaluate_claim(claim, summary, {}, "smoke")["diagnosis"] == NO_DIAGNOSIS
     claim["check"]["at_least"] = 0.4
     assert evaluate_claim(claim, summary, {}, "mini")["diagnosis"] == ""  # reproduced: nothing to diagnose
+
+
+def test_compare_runs_finds_a_run_that_differs_and_passes_identical_ones(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "compare_runs.py"
+    for side, usage in (("a", 0.5), ("b", 0.5)):
+        for seed, u in ((0, 0.25), (1, usage)):
+            run = tmp_path / side / "st" / "digits" / "vq" / "K64_D8" / f"seed{seed}"
+            run.mkdir(parents=True)
+            (run / "metrics.json").write_text(json.dumps({"metrics": {"usage": u, "lpips": None}, "provenance": {"seconds": side}}))
+    same = subprocess.run([sys.executable, str(script), tmp_path / "a", tmp_path / "b"], capture_output=True, text=True)
+    assert same.returncode == 0 and "| st | 2 | 2 | 0 |" in same.stdout  # provenance is not compared
+    (tmp_path / "b" / "st" / "digits" / "vq" / "K64_D8" / "seed1" / "metrics.json").write_text(
+        json.dumps({"metrics": {"usage": 0.75, "lpips": None}}))
+    differ = subprocess.run([sys.executable, str(script), tmp_path / "a", tmp_path / "b"], capture_output=True, text=True)
+    assert differ.returncode == 1 and "differs: st/digits/vq/K64_D8/seed1: usage by 0.25" in differ.stdout

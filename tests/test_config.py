@@ -146,3 +146,9 @@ def test_a_registered_method_needs_no_preset(params_copy):
     config.check(params_copy)
     assert config.grid(params_copy, "mnist_nsvq_grid") == with_preset
     assert [config.train_settings(params_copy, key) for key in with_preset if key.quantizer == "simvq"] == jobs != []
+
+
+def test_a_convergence_study_justifies_the_studies_of_its_loop_not_other_convergence_studies(params):
+    # mnist_nsvq_d3_convergence trains the same loop but measures along the way: not a follower
+    assert config.schedule_followers(params, "mnist_nsvq_convergence") == {"mnist_nsvq_grid": 1500}
+    assert config.schedule_followers(params, "mnist_nsvq_d3_convergence") == {"mnist_nsvq_grid": 1500}

@@ -528,7 +528,8 @@ def schedule_followers(config: dict, convergence_study: str) -> dict[str, int]:
     """{study: steps} of the other studies whose training preset is the convergence study's loop.
 
     The convergence study names its loop with ``training: <preset>``; a preset follows it when
-    every setting but ``steps``, ``eval_every`` and the logging intervals is the same.
+    every setting but ``steps``, ``eval_every`` and the logging intervals is the same. Other
+    convergence studies (their preset measures along the way) are not followers.
     """
     ignored = {"steps", "eval_every", "log_every", "checkpoint_every"}
     loop = {k: v for k, v in config["training"][config["studies"][convergence_study]["training"]].items() if k not in ignored}
@@ -537,7 +538,9 @@ def schedule_followers(config: dict, convergence_study: str) -> dict[str, int]:
     for name, other in config["studies"].items():
         preset = config["training"][other["training"]]
         same_setting = other["dataset"] == study["dataset"] and other["model"] == study["model"]
-        if name != convergence_study and same_setting and {k: v for k, v in preset.items() if k not in ignored} == loop:
+        measuring = bool(preset.get("eval_every"))  # another convergence study: it follows no schedule
+        if name != convergence_study and same_setting and not measuring and {
+                k: v for k, v in preset.items() if k not in ignored} == loop:
             followers[name] = preset["steps"]
     return followers
 

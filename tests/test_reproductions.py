@@ -171,6 +171,7 @@ def test_seeds_note_says_which_configurations_have_more_seeds():
         return [{"quantizer": q, "codebook_size": 64, "code_dim": 3, "seed": s} for q, n in counts.items() for s in range(n)]
 
     assert seeds_note(keys({"vq": 3, "cvq": 3}), "st").endswith("over seeds (3 seeds)")
+    assert seeds_note([], "st").endswith("over seeds (0 seeds)")  # no row trained at this scale
     mixed = seeds_note(keys({"vq": 2, "simvq": 5}), "st")
     assert "(2 seeds per configuration; 5 for those chaotic with 2" in mixed
     assert "studies.st.more_seeds" in mixed

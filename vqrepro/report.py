@@ -62,7 +62,7 @@ def seeds_note(keys: list[dict], study: str) -> str:
     for key in keys:
         config = tuple(key.get(f) for f in ("quantizer", "codebook_size", "code_dim", "batch_size"))
         counts[config] = counts.get(config, 0) + 1
-    distinct = sorted(set(counts.values()))
+    distinct = sorted(set(counts.values())) or [0]  # [0]: a reproduction whose rows this scale does not train
     if len(distinct) == 1:
         return f"{SEEDS_NOTE} ({distinct[0]} seeds)"
     return (f"{SEEDS_NOTE} ({distinct[0]} seeds per configuration; {distinct[-1]} for those chaotic with "

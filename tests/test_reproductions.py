@@ -173,7 +173,7 @@ def test_seeds_note_says_which_configurations_have_more_seeds():
     assert seeds_note(keys({"vq": 3, "cvq": 3}), "st").endswith("over seeds (3 seeds)")
     assert seeds_note([], "st").endswith("over seeds (0 seeds)")  # no row trained at this scale
     mixed = seeds_note(keys({"vq": 2, "simvq": 5}), "st")
-    assert "(2 seeds per configuration; 5 for those chaotic with 2" in mixed
+    assert "(2 seeds per configuration; 5 for those listed in studies.st.more_seeds" in mixed
     assert "studies.st.more_seeds" in mixed
 
 
@@ -202,4 +202,4 @@ def test_a_pivoted_row_gives_each_column_groups_seed_count_when_they_differ(para
     table = (build(cfg, "nsvq_table3", tmp_path, lambda key: 0.5) / "tables" / "nsvq_table3.md").read_text()
     assert "| TransVQ | 5 / 2 |" in table  # K = 64 with five seeds, K = 1024 with two
     assert "| NS-VQ | 2 |" in table
-    assert "2 seeds per configuration; 5 for those chaotic with 2" in table
+    assert "2 seeds per configuration; 5 for those listed in studies.mnist_nsvq_grid.more_seeds" in table

@@ -65,9 +65,9 @@ def seeds_note(keys: list[dict], study: str) -> str:
     distinct = sorted(set(counts.values())) or [0]  # [0]: a reproduction whose rows this scale does not train
     if len(distinct) == 1:
         return f"{SEEDS_NOTE} ({distinct[0]} seeds)"
-    return (f"{SEEDS_NOTE} ({distinct[0]} seeds per configuration; {distinct[-1]} for those chaotic with "
-            f"{distinct[0]}, a standard deviation above a third of the mean: studies.{study}.more_seeds in params.yaml; "
-            "the Seeds column says which)")
+    return (f"{SEEDS_NOTE} ({distinct[0]} seeds per configuration; {distinct[-1]} for those listed in "
+            f"studies.{study}.more_seeds in params.yaml, the configurations chaotic with {distinct[0]} seeds (a standard "
+            "deviation above a third of the mean) or too close to a claim's threshold to call; the Seeds column says which)")
 
 
 # --------------------------------------------------------------------------- tables

@@ -185,7 +185,6 @@ def test_a_codebook_larger_than_the_test_split_can_show_is_flagged(params, tmp_p
     for path, key in zip(files, keys):
         result = json.loads(Path(path).read_text())
         result["tokens"] = {"test": 5760, "train": 23000}
-        result["provenance"] = {"settings": {"codebook_size": key.codebook_size}}
         Path(path).write_text(json.dumps(result))
     report.build_reproduction_report("nsvq_table2", cfg["reproductions"]["nsvq_table2"], files, keys,
                                      tmp_path / "results", "mini", "test setting", PAPER_DIR)

@@ -247,10 +247,10 @@ def _note_missing(missing: dict[str, str], result: dict) -> None:
 SPARSE_TOKENS_PER_CODE = 10
 
 
-def _note_sparse(sparse: dict[int, tuple[int, int]], result: dict) -> None:
+def _note_sparse(sparse: dict[int, tuple[int, int]], k: int, result: dict) -> None:
     """{K: (test tokens, training tokens)} of the runs whose test split has few tokens per code."""
-    tokens, k = result.get("tokens"), result.get("provenance", {}).get("settings", {}).get("codebook_size")
-    if tokens and k and tokens.get("test") is not None and tokens["test"] < SPARSE_TOKENS_PER_CODE * k:
+    tokens = result.get("tokens")
+    if tokens and tokens.get("test") is not None and tokens["test"] < SPARSE_TOKENS_PER_CODE * k:
         sparse.setdefault(k, (tokens["test"], tokens.get("train")))
 
 
@@ -275,7 +275,7 @@ def _read_metrics(metric_files: list[str], idents: list[dict], allow_missing: bo
             result = json.loads(path.read_text())
             rows.append(_metric_row(ident, result))
             _note_missing(missing, result)
-            _note_sparse(sparse, result)
+            _note_sparse(sparse, ident["codebook_size"], result)
             continue
         reason = failure_reason(path.parent)
         if reason is None and not allow_missing:

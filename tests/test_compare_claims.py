@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from vqrepro.claims import build_claims_markdown, check_claims, evaluate_claim
+from vqrepro import intervals
+from vqrepro.claims import ResultFiles, check_claims, evaluate_claim, evaluate_claims, render_claims_markdown
 from vqrepro.compare import check_paper_numbers, paper_vs_repro
 from vqrepro.config import paper_numbers_dir
 
@@ -293,21 +294,45 @@ def test_real_claims_pass_the_check():
     check_claims(CLAIMS, REPRODUCTIONS)
 
 
-def test_threshold_true_false_and_not_measurable():
+def test_threshold_decided_by_the_t_interval():
     claim = CLAIMS[0]
-    result = evaluate_claim(claim, cvq_summary(), {}, "mini")
+    result = evaluate_claim(claim, cvq_summary(), {}, "mini")  # 98 +- 1 over 3 seeds: t(2) = 4.303
     assert result["status"] == "reproduced"
-    assert "usage: CVQ-VAE [cvq] 98.0% ± 1.0% (3 seeds); required at least 95.0%: met" in result["evidence"]
-    failed = evaluate_claim(claim, cvq_summary(cvq=0.9), {}, "mini")["evidence"]
-    assert "required at least 95.0%: not met" in failed and ": no]" not in failed
+    assert ("usage: CVQ-VAE [cvq] 98.0% ± 1.0% (3 seeds), 95 % CI 95.5% to 100.5%; required at least 95.0%; "
+            "per-seed values not recorded in this table") in result["evidence"]
     assert evaluate_claim(claim, cvq_summary(cvq=0.9), {}, "mini")["status"] == "not reproduced"
-    assert evaluate_claim(claim, cvq_summary(vq=0.5), {}, "mini")["status"] == "not reproduced"  # below is strict
+    assert evaluate_claim(claim, cvq_summary(vq=0.5), {}, "mini")["status"] == "inconclusive"  # 50 +- 12: either side
+    assert evaluate_claim(claim, cvq_summary(vq=0.7), {}, "mini")["status"] == "not reproduced"
+    # the interval contains the threshold: inconclusive, with the seeds that would decide it
+    close = cvq_summary(cvq=0.96)
+    close.loc[close["quantizer"] == "cvq", "usage_std"] = 0.02
+    result = evaluate_claim(claim, close, {}, "mini")
+    assert result["status"] == "inconclusive"
+    assert result["seeds_to_decide"] == intervals.seeds_for_mean(0.96, 0.02, 0.95) and result["seeds_to_decide"] > 3
+    assert f"about {result['seeds_to_decide']} seeds per row would decide it" in result["reason"]
     # one part n/a, the other true: not measurable, with the reason
     result = evaluate_claim(claim, cvq_summary(cvq=NAN), {"usage": "usage was not logged"}, "mini")
     assert result["status"] == "not measurable here"
     assert result["reason"] == "usage n/a: usage was not logged"
     # one part n/a, the other false: already not reproduced
     assert evaluate_claim(claim, cvq_summary(cvq=NAN, vq=0.8), {}, "mini")["status"] == "not reproduced"
+
+
+def test_threshold_counts_the_seeds_that_meet_it():
+    summary = cvq_summary(cvq=0.93)
+    summary["usage_values"] = ["0.25;0.3;0.35", "0.99;0.97;0.83"]
+    summary.loc[summary["quantizer"] == "cvq", "usage_std"] = 0.0872
+    result = evaluate_claim(CLAIMS[0], summary, {}, "mini")
+    assert "required at least 95.0%; 2 of 3 seeds meet it" in result["evidence"]
+    assert "required below 50.0%; 3 of 3 seeds meet it" in result["evidence"]
+    assert result["status"] == "inconclusive"
+
+
+def test_one_seed_is_never_conclusive():
+    one = cvq_summary(cvq=0.2).assign(seeds=1, usage_std=NAN)
+    result = evaluate_claim(CLAIMS[0], one, {}, "mini")
+    assert result["status"] == "inconclusive" and "single seed" in result["reason"]
+    assert "no interval: one seed" in result["evidence"]
 
 
 def test_any_condition():
@@ -325,33 +350,38 @@ def test_failed_run_is_not_measurable():
     assert "every seed failed" in result["reason"]
 
 
-def test_comparison_with_noise_note_and_margin():
+def test_comparison_decided_by_the_welch_interval():
     claim = CLAIMS[2]
-    result = evaluate_claim(claim, ste_summary(), {}, "mini")
+    result = evaluate_claim(claim, ste_summary(), {}, "mini")  # 57 +- 1 vs 14 +- 1, 3 seeds each: df 4, t 2.776
     assert result["status"] == "reproduced"
     assert result["evidence"] == ("perplexity: VQVAE + l2 [vq_l2] 57.0 ± 1.0 (3 seeds) vs VQVAE [vq] 14.0 ± 1.0 "
-                                  "(3 seeds); claimed the first higher: holds; the means differ by 43.0, larger than "
-                                  "the seed spread (the two standard deviations added: 2.0)")
-    # within noise: still decided on the means, the evidence says so
-    result = evaluate_claim(claim, ste_summary(l2=15.0, std=2.0), {}, "mini")
-    assert result["status"] == "reproduced" and "differ by 1.0, within the seed spread" in result["evidence"]
-    assert evaluate_claim(claim, ste_summary(l2=13.0), {}, "mini")["status"] == "not reproduced"
-    assert evaluate_claim(dict(claim, check=dict(claim["check"], margin=5.0)), ste_summary(l2=15.0), {},
+                                  "(3 seeds); difference +43.0 (95 % CI +40.7 to +45.3); claimed the first higher")
+    # a gap inside the seed noise decides nothing, in either direction
+    assert evaluate_claim(claim, ste_summary(l2=15.0, std=2.0), {}, "mini")["status"] == "inconclusive"
+    assert evaluate_claim(claim, ste_summary(l2=13.0), {}, "mini")["status"] == "inconclusive"
+    assert evaluate_claim(claim, ste_summary(l2=10.0), {}, "mini")["status"] == "not reproduced"
+    # an exact tie (every seed the same on both sides) is not "higher"
+    assert evaluate_claim(claim, ste_summary(l2=14.0, std=0.0), {}, "mini")["status"] == "not reproduced"
+    assert evaluate_claim(dict(claim, check=dict(claim["check"], margin=5.0)), ste_summary(l2=25.0), {},
+                          "mini")["status"] == "reproduced"
+    assert evaluate_claim(dict(claim, check=dict(claim["check"], margin=50.0)), ste_summary(), {},
                           "mini")["status"] == "not reproduced"
     lower = dict(claim, check={"metric": "perplexity", "lower": [{"quantizer": "vq"}, {"quantizer": "vq_l2"}]})
+    assert evaluate_claim(lower, ste_summary(), {}, "mini")["status"] == "reproduced"
     result = evaluate_claim(lower, ste_summary(seeds=1, std=NAN), {}, "mini")
-    assert result["status"] == "reproduced" and "seed spread unknown (one seed)" in result["evidence"]
+    assert result["status"] == "inconclusive" and "no interval: one seed" in result["evidence"]
     result = evaluate_claim(claim, ste_summary(l2=NAN), {"perplexity": "codes not logged"}, "mini")
     assert (result["status"], result["reason"]) == ("not measurable here", "perplexity n/a: codes not logged")
 
 
-def test_trend_strict_on_means_and_reports_the_sequence():
+def test_trend_needs_every_step_to_clear_its_interval():
     claim = CLAIMS[1]
     result = evaluate_claim(claim, batch_summary([0.9, 0.3, 0.5]), {}, "mini")  # batch 256, 32, 64
     assert result["status"] == "reproduced"
     assert "usage of VQ [vq] along batch_size: 32: 30.0% ± 1.0%, 64: 50.0% ± 1.0%, 256: 90.0% ± 1.0%" \
         in result["evidence"]
-    assert evaluate_claim(claim, batch_summary([0.9, 0.3, 0.3]), {}, "mini")["status"] == "not reproduced"  # flat
+    assert "steps: 32 to 64: difference +20.0%" in result["evidence"]
+    assert evaluate_claim(claim, batch_summary([0.9, 0.3, 0.3]), {}, "mini")["status"] == "inconclusive"  # flat
     assert evaluate_claim(claim, batch_summary([0.4, 0.3, 0.5]), {}, "mini")["status"] == "not reproduced"
     down = dict(claim, check=dict(claim["check"], trend="decreasing"))
     assert evaluate_claim(down, batch_summary([0.1, 0.3, 0.2]), {}, "mini")["status"] == "reproduced"
@@ -370,10 +400,24 @@ def test_best():
     assert result["status"] == "reproduced"
     assert result["evidence"].startswith("rfid: TransVQ [transvq] 0.43 ± 0.02 (3 seeds), claimed lowest of 3 rows")
     summary.loc[2, "rfid_mean"] = 0.40
+    assert evaluate_claim(claim, summary, {}, "mini")["status"] == "inconclusive"
+    summary.loc[2, "rfid_mean"] = 0.20
     assert evaluate_claim(claim, summary, {}, "mini")["status"] == "not reproduced"
     among = dict(claim, check={"best": {"metric": "rfid", "row": {"quantizer": "transvq"},
                                         "among": {"row": "TransVQ"}, "highest": True}})
     assert evaluate_claim(among, summary, {}, "mini")["status"] == "reproduced"  # alone among itself
+
+
+def test_intervals_on_known_numbers():
+    mean = intervals.mean_interval(0.5, 0.1, 4)  # t(3) = 3.182
+    assert (round(mean.low, 4), round(mean.high, 4)) == (0.3409, 0.6591)
+    diff = intervals.difference_interval(1.0, 0.1, 5, 0.8, 0.2, 3)  # Welch df 2.54
+    assert round(diff.estimate, 6) == 0.2 and diff.low < 0 < diff.high
+    assert intervals.side(intervals.Interval(1, 1, 1, "mean"), 1.0, above=True, strict=False) is True
+    assert intervals.side(intervals.Interval(1, 1, 1, "mean"), 1.0, above=True, strict=True) is False
+    assert intervals.seeds_for_mean(0.5, 0.0, 0.4) == 2
+    assert intervals.seeds_for_mean(0.5, 0.1, 0.5) is None  # the mean sits on the bound: no seed count decides
+    assert not intervals.mean_interval(0.5, math.nan, 1).known
 
 
 def test_not_measurable_scale_and_missing_reproduction():
@@ -384,6 +428,47 @@ def test_not_measurable_scale_and_missing_reproduction():
     result = evaluate_claim(CLAIMS[0], None, {}, "mini")
     assert (result["status"], result["reason"]) == ("not measurable here",
                                                     "reproduction cvq_fig1_usage was not built at mini scale")
+
+
+def curve(quantizer, usages, seed=0, start=500):
+    return [{"step": start * (i + 1), "split": "train", "usage": u, "perplexity": 1.0, "mse": 0.01, "codes_used": 1,
+             "tokens": 1, "quantizer": quantizer, "codebook_size": 512, "code_dim": 64, "seed": seed}
+            for i, u in enumerate(usages)]
+
+
+SETTLED = {"settled": {"study": "conv", "row": {"quantizer": "cvq"}, "metric": "usage", "split": "train",
+                       "last": 3, "within": 0.02}, "why": "a rising curve would make the verdict premature"}
+
+
+def test_settled_check_reads_the_curves_and_gates_the_verdict():
+    claim = dict(CLAIMS[0], evidence=[SETTLED])
+    steady = pd.DataFrame(curve("cvq", [0.5, 0.97, 0.98, 0.98]) + curve("cvq", [0.5, 0.96, 0.97, 0.975], seed=1))
+    files = ResultFiles({"cvq_fig1_usage": cvq_summary()}, {}, {"conv": steady})
+    result = evaluate_claim(claim, cvq_summary(), {}, "mini", files)
+    assert result["status"] == "reproduced"
+    (check,) = result["checks"]
+    assert (check["label"], check["status"]) == ("settled: usage (train split) in conv", "settled")
+    assert "seed 0: 98.0% at step 2000, moved 1.0% over steps 1000-2000" in check["text"]
+    assert "seed 1: 97.5% at step 2000, moved 1.5%" in check["text"] and check["why"] == SETTLED["why"]
+    rising = pd.DataFrame(curve("cvq", [0.5, 0.7, 0.85, 0.98]))
+    result = evaluate_claim(claim, cvq_summary(), {}, "mini", ResultFiles({}, {}, {"conv": rising}))
+    assert result["status"] == "inconclusive" and "have not settled" in result["reason"]
+    assert result["checks"][0]["status"] == "not settled"
+    result = evaluate_claim(claim, cvq_summary(), {}, "mini", ResultFiles({}, {}, {}))
+    assert result["status"] == "reproduced" and result["checks"][0]["status"] == "not measurable here"
+
+
+def test_sensitivity_check_evaluates_another_reproduction():
+    check = {"reproduction": "nsvq_fig4_batch_size", "label": "another seed set",
+             "check": {"row": {"quantizer": "vq"}, "metric": "usage", "along": "batch_size", "trend": "increasing"}}
+    claim = dict(CLAIMS[0], evidence=[{"sensitivity": check}])
+    files = ResultFiles({"nsvq_fig4_batch_size": batch_summary([0.9, 0.3, 0.5])}, {}, {})
+    (result,) = evaluate_claim(claim, cvq_summary(), {}, "mini", files)["checks"]
+    assert (result["label"], result["status"]) == ("sensitivity: another seed set", "reproduced")
+    assert result["text"].startswith("`nsvq_fig4_batch_size`: usage of VQ [vq] along batch_size: 32: 30.0%")
+    files = ResultFiles({"nsvq_fig4_batch_size": None}, {}, {})
+    (result,) = evaluate_claim(claim, cvq_summary(), {}, "mini", files)["checks"]
+    assert result["status"] == "not measurable here"
 
 
 def test_selector_must_match_exactly_one_row():
@@ -434,29 +519,62 @@ def _claims_with(i, **changes):
     (3, {"check": {"best": {"metric": "rfid", "row": {"quantizer": "transvq"}}}},
      r"check\.best: say which end is best"),
     (0, {"check": {"all": []}}, r"check\.all: expected a non-empty list"),
+    (0, {"check": {"row": {"quantizer": {"not": "a scalar"}}, "metric": "usage", "at_least": 0.9}},
+     r"check\.row\.quantizer: expected one value \(a name or a number\), got \{'not': 'a scalar'\}"),
+    (0, {"note": "CVQ-VAE used 97.6% of the codes"}, r"claims\[0\] \(cvq_full_usage\)\.note: '97.6%' states a result"),
+    (0, {"evidence": [{"settled": {"study": "conv", "within": 0.02}, "why": "it moved 3 %"}]},
+     r"evidence\[0\]\.why: '3 %' states a result"),
+    (0, {"evidence": [{"settled": {"study": "elsewhere", "within": 0.02}}]},
+     r"evidence\[0\]\.settled\.study: 'elsewhere' is not a convergence study"),
+    (0, {"evidence": [{"settled": {"study": "conv"}}]}, r"evidence\[0\]\.settled\.within: expected"),
+    (0, {"evidence": [{"settled": {"study": "conv", "within": 0.02, "last": 1}}]}, r"settled\.last: expected"),
+    (0, {"evidence": [{"seeds": {}}]}, r"evidence\[0\]: expected exactly one of \['sensitivity', 'settled'\]"),
+    (0, {"evidence": [{"sensitivity": {"reproduction": "nowhere", "check": {}}}]},
+     r"sensitivity\.reproduction: 'nowhere' is not in reproductions"),
+    (0, {"evidence": [{"sensitivity": {"reproduction": "cvq_fig1_usage",
+                                       "check": {"row": {"quantizer": "cvq"}, "metric": "rfid", "at_least": 1}}}]},
+     r"sensitivity\.check\.metric: 'rfid' is not measured by reproductions\.cvq_fig1_usage"),
 ])
 def test_check_claims_errors(i, changes, message):
     with pytest.raises(ValueError, match=message):
-        check_claims(_claims_with(i, **changes), REPRODUCTIONS)
+        check_claims(_claims_with(i, **changes), REPRODUCTIONS, curves={"conv"})
 
 
 def test_claims_markdown():
-    summaries = {"cvq_fig1_usage": cvq_summary(), "nsvq_fig4_batch_size": batch_summary([0.9, 0.5, 0.3]),
-                 "ste_table3_cifar10": ste_summary(), "nsvq_imagenet": None}
-    md = build_claims_markdown(CLAIMS, summaries, {"cvq_fig1_usage": {}}, "mini")
+    files = ResultFiles({"cvq_fig1_usage": cvq_summary(), "nsvq_fig4_batch_size": batch_summary([0.9, 0.5, 0.3]),
+                         "ste_table3_cifar10": ste_summary(), "nsvq_imagenet": None}, {"cvq_fig1_usage": {}}, {})
+    claims = [dict(CLAIMS[0], note="CVQ-VAE here is closest anchors.", evidence=[SETTLED]), *CLAIMS[1:]]
+    md = render_claims_markdown(evaluate_claims(claims, files, "mini"), "mini")
     assert md.startswith("# ")
     assert "This run is at **mini** scale; every status below applies to that scale only." in md
-    assert "| Paper | Reproduced | Not reproduced | Not measurable here | Claims |" in md
-    assert "| CVQ-VAE | 1 | 0 | 0 | 1 |" in md
-    assert "| NS-VQ | 0 | 1 | 1 | 2 |" in md
-    assert "| Straightening Out the STE | 1 | 0 | 0 | 1 |" in md
-    assert "| **All** | 2 | 1 | 1 | 4 |" in md
+    assert "95 % Student-t interval on the mean over seeds" in md and "95 % Welch interval" in md
+    assert "| Paper | Reproduced | Not reproduced | Inconclusive | Not measurable here | Claims |" in md
+    assert "| CVQ-VAE | 1 | 0 | 0 | 0 | 1 |" in md
+    assert "| NS-VQ | 0 | 1 | 0 | 1 | 2 |" in md
+    assert "| Straightening Out the STE | 1 | 0 | 0 | 0 | 1 |" in md
+    assert "| **All** | 2 | 1 | 0 | 1 | 4 |" in md
     sections = [line for line in md.splitlines() if line.startswith("## ")]
     assert sections == ["## CVQ-VAE", "## NS-VQ", "## Straightening Out the STE"]
     assert ("| TransVQ has the lowest rFID on ImageNet-1K (`nsvq_imagenet`) | not measurable here | Not measurable: "
             "measurable only at paper scale: ImageNet-1K is not bundled; runs only with "
             "configs/paper/nsvq_imagenet.yaml | `nsvq_imagenet` |") in md
-    assert md == build_claims_markdown(CLAIMS, summaries, {"cvq_fig1_usage": {}}, "mini")
+    assert "### `cvq_full_usage`: reproduced\n\nCVQ-VAE here is closest anchors.\n\n- **settled: usage" in md
+    assert md == render_claims_markdown(evaluate_claims(claims, files, "mini"), "mini")
+
+
+def _results_folder(tmp_path, cvq_usage, curve_usages):
+    import json
+
+    results = tmp_path / "results"
+    (results / "tables").mkdir(parents=True, exist_ok=True)
+    (results / "metrics").mkdir(exist_ok=True)
+    summary = cvq_summary(cvq=cvq_usage)
+    summary["usage_values"] = [";".join(["0.3"] * 3), ";".join([str(cvq_usage)] * 3)]
+    summary.loc[summary["quantizer"] == "cvq", "usage_std"] = 0.0
+    summary.to_csv(results / "tables" / "cvq_fig1_usage.csv", index=False)
+    (results / "metrics" / "cvq_fig1_usage.json").write_text(json.dumps({"not_available": {}}))
+    pd.DataFrame(curve("cvq", curve_usages)).to_csv(results / "tables" / "conv_over_steps.csv", index=False)
+    return results
 
 
 def test_claims_pages_read_the_built_tables(tmp_path):
@@ -465,31 +583,51 @@ def test_claims_pages_read_the_built_tables(tmp_path):
 
     from vqrepro.claims import write_claims_pages
 
-    results = tmp_path / "results"
-    (results / "tables").mkdir(parents=True)
-    (results / "metrics").mkdir()
-    cvq_summary().to_csv(results / "tables" / "cvq_fig1_usage.csv", index=False)
-    (results / "metrics" / "cvq_fig1_usage.json").write_text(json.dumps({"not_available": {}}))
+    results = _results_folder(tmp_path, 0.98, [0.98, 0.98, 0.98])
     shown = {"cvq_fig1_usage": {"paper": "CVQ-VAE", "reproduces": "Fig. 1", "study": "cvq"},
              "nsvq_imagenet": {"paper": "NS-VQ", "reproduces": "Table 2", "study": "imagenet"}}
-    settings = {"claims": [CLAIMS[0], CLAIMS[3]], "built": ["cvq_fig1_usage"], "scale": "mini",
-                "reproductions": shown}  # as the claims rule's settings file keeps them: params.yaml's order
+    settings = {"claims": [dict(CLAIMS[0], evidence=[SETTLED]), CLAIMS[3]], "built": ["cvq_fig1_usage"],
+                "curves": ["conv"], "scale": "mini", "reproductions": shown}  # params.yaml's order, as the rule keeps it
     pages = [tmp_path / name for name in ("claims.md", "index.md", "counts.json")]
     write_claims_pages(settings, results, *pages)
     claims_md, index_md, counts = (page.read_text() for page in pages)
-    assert "| CVQ-VAE | 1 | 0 | 0 | 1 |" in claims_md and (tmp_path / "claims.html").exists()
+    assert "| CVQ-VAE | 1 | 0 | 0 | 0 | 1 |" in claims_md and (tmp_path / "claims.html").exists()
     assert index_md.index("| CVQ-VAE |") < index_md.index("| NS-VQ |")  # the order of params.yaml
     assert "| NS-VQ | Table 2 | not built at mini scale | - | `imagenet` |" in index_md
-    assert json.loads(counts)["all"] == {"reproduced": 1, "not reproduced": 0, "not measurable here": 1}
+    assert json.loads(counts)["all"] == {"reproduced": 1, "not reproduced": 0, "inconclusive": 0,
+                                         "not measurable here": 1}
     write_claims_pages({**settings, "reproductions": dict(reversed(shown.items()))}, results, *pages[:2])
     assert pages[1].read_text().index("| NS-VQ |") < pages[1].read_text().index("| CVQ-VAE |")
 
 
+def test_the_page_follows_edited_result_files(tmp_path):
+    """Every number on the claims page comes from the result files: edit them, and the page follows."""
+    from vqrepro.claims import write_claims_pages
+
+    settings = {"claims": [dict(CLAIMS[0], evidence=[SETTLED])], "built": ["cvq_fig1_usage"], "curves": ["conv"],
+                "scale": "mini", "reproductions": {"cvq_fig1_usage": {"paper": "CVQ-VAE", "reproduces": "Fig. 1",
+                                                                      "study": "cvq"}}}
+    page = tmp_path / "claims.md"
+    write_claims_pages(settings, _results_folder(tmp_path, 0.98, [0.97, 0.98, 0.98]), page, tmp_path / "index.md")
+    before = page.read_text()
+    assert "CVQ-VAE [cvq] 98.0% ± 0.0% (3 seeds)" in before and "3 of 3 seeds meet it" in before
+    assert "| reproduced |" in before and "**settled: usage (train split) in conv**: settled" in before
+    write_claims_pages(settings, _results_folder(tmp_path, 0.9, [0.97, 0.98, 0.98]), page, tmp_path / "index.md")
+    after = page.read_text()
+    assert "CVQ-VAE [cvq] 90.0% ± 0.0% (3 seeds)" in after and "0 of 3 seeds meet it" in after
+    assert "| not reproduced |" in after and "98.0%" not in after.split("## CVQ-VAE")[1].split("###")[0]
+    write_claims_pages(settings, _results_folder(tmp_path, 0.98, [0.5, 0.7, 0.98]), page, tmp_path / "index.md")
+    moving = page.read_text()
+    assert "| inconclusive |" in moving and "**settled: usage (train split) in conv**: not settled" in moving
+    assert "moved 48.0% over steps 500-1500" in moving
+
+
 def test_claim_counts_match_the_statuses():
-    from vqrepro.claims import claim_counts, evaluate_claims
+    from vqrepro.claims import claim_counts
 
     claim = CLAIMS[0]
-    results = evaluate_claims([claim, dict(claim, id="other")], {claim["reproduction"]: cvq_summary(cvq=0.9)}, {}, "mini")
+    files = ResultFiles({claim["reproduction"]: cvq_summary(cvq=0.9)}, {}, {})
+    results = evaluate_claims([claim, dict(claim, id="other")], files, "mini")
     counts = claim_counts(results, "mini")
-    assert counts["all"] == {"reproduced": 0, "not reproduced": 2, "not measurable here": 0}
+    assert counts["all"] == {"reproduced": 0, "not reproduced": 2, "inconclusive": 0, "not measurable here": 0}
     assert counts["papers"][claim["paper"]]["not reproduced"] == 2 and counts["scale"] == "mini"

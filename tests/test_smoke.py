@@ -65,7 +65,7 @@ def test_claims_name_the_scale_and_a_status_for_every_claim(smoke):
     cfg, _ = config()
     claims = (workdir / "results" / "claims.md").read_text()
     assert "**smoke** scale" in claims
-    statuses = re.findall(r"\| (reproduced|not reproduced|not measurable here) \|", claims)
+    statuses = re.findall(r"\| (reproduced|not reproduced|inconclusive|not measurable here) \|", claims)
     assert len(statuses) == len(cfg["claims"])
     assert "ImageNet-1K is not bundled" in claims  # a paper-scale-only claim says why
     index = (workdir / "results" / "paper_vs_repro" / "index.md").read_text()
@@ -117,7 +117,7 @@ def test_snakemake_report_shows_every_table_and_says_what_the_run_was(smoke):
     counts = yaml.safe_load((workdir / "results" / "metrics" / "claims.json").read_text())["all"]
     assert "<strong>smoke</strong> scale" in report
     assert (f"{counts['reproduced']} reproduced, {counts['not reproduced']} not reproduced, "
-            f"{counts['not measurable here']} not measurable here") in report
+            f"{counts['inconclusive']} inconclusive, {counts['not measurable here']} not measurable here") in report
 
 
 def test_a_changed_setting_is_named_by_its_file_not_dumped(smoke, tmp_path):
@@ -144,5 +144,5 @@ def test_the_run_ends_with_what_it_built(smoke):
     counts = yaml.safe_load((workdir / "results" / "metrics" / "claims.json").read_text())["all"]
     assert re.search(r"tables: (\d+) of \1 in results/tables/", summary)
     assert (f"claims: {counts['reproduced']} reproduced, {counts['not reproduced']} not reproduced, "
-            f"{counts['not measurable here']} not measurable here") in summary
+            f"{counts['inconclusive']} inconclusive, {counts['not measurable here']} not measurable here") in summary
     assert "snakemake --report results/report.html" in summary

@@ -12,7 +12,8 @@ def test_summary_names_tables_claims_and_failed_points(tmp_path):
     (results / "tables" / "a.md").write_text("# a\n")
     (results / "figures" / "a.png").write_bytes(b"png")
     (results / "metrics" / "claims.json").write_text(json.dumps(
-        {"all": {"reproduced": 5, "not reproduced": 2, "not measurable here": 1}, "papers": {}, "scale": "mini"}))
+        {"all": {"reproduced": 5, "not reproduced": 2, "inconclusive": 3, "not measurable here": 1}, "papers": {},
+         "scale": "mini"}))
     done, failed = tmp_path / "runs" / "s" / "ok", tmp_path / "runs" / "s" / "bad"
     done.mkdir(parents=True)
     failed.mkdir(parents=True)
@@ -24,7 +25,7 @@ def test_summary_names_tables_claims_and_failed_points(tmp_path):
                        results=results, succeeded=False)
     assert "stopped with an error at mini scale" in text
     assert "tables: 1 of 2 in results/tables/" in text and "figures: 1 in results/figures/" in text
-    assert "claims: 5 reproduced, 2 not reproduced, 1 not measurable here (results/claims.md)" in text
+    assert "claims: 5 reproduced, 2 not reproduced, 3 inconclusive, 1 not measurable here (results/claims.md)" in text
     assert f"{failed}: NonFiniteLossError at step 3: loss is nan at step 3" in text
     assert str(done) not in text  # a finished point is not listed as failed
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from vqrepro import data
-from vqrepro.claims import NO_DIAGNOSIS, evaluate_claim
+from vqrepro.claims import NO_EVIDENCE, evaluate_claim
 from vqrepro.convergence import build_convergence_report, settled_step
 from vqrepro.evaluate import evaluate_tokenizer
 from test_train import tiny_settings as train_settings
@@ -106,17 +106,15 @@ def test_convergence_report_says_whether_a_schedule_stops_after_settling(tmp_pat
     assert (tmp_path / "results" / "figures" / "conv_over_steps.png").stat().st_size > 0
 
 
-def test_a_miss_shows_its_diagnosis_or_says_none_was_recorded():
+def test_a_miss_without_declared_checks_says_so():
     summary = pd.DataFrame([{"row": "NS-VQ", "quantizer": "nsvq", "codebook_size": 1024, "code_dim": 64, "seeds": 3,
                              "usage_mean": 0.5, "usage_std": 0.01}])
     claim = {"id": "c", "paper": "NS-VQ", "statement": "full usage", "reproduction": "t",
              "check": {"row": {"quantizer": "nsvq"}, "metric": "usage", "at_least": 0.95}}
-    assert evaluate_claim(claim, summary, {}, "mini")["diagnosis"] == NO_DIAGNOSIS
-    claim["diagnosis"] = {"mini": "usage settled by step 750 of 1500 (convergence study)"}
-    assert evaluate_claim(claim, summary, {}, "mini")["diagnosis"].startswith("usage settled")
-    assert evaluate_claim(claim, summary, {}, "smoke")["diagnosis"] == NO_DIAGNOSIS
+    result = evaluate_claim(claim, summary, {}, "mini")
+    assert (result["status"], result["reason"]) == ("not reproduced", NO_EVIDENCE)
     claim["check"]["at_least"] = 0.4
-    assert evaluate_claim(claim, summary, {}, "mini")["diagnosis"] == ""  # reproduced: nothing to diagnose
+    assert evaluate_claim(claim, summary, {}, "mini")["reason"] == ""  # reproduced: nothing to explain
 
 
 def test_compare_runs_finds_a_run_that_differs_and_passes_identical_ones(tmp_path):

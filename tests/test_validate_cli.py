@@ -32,7 +32,7 @@ def test_smoke_config_is_layered_on_params_yaml():
         result = vqrepro("validate", *args)
         assert result.returncode == 0, result.stderr
         assert result.stdout.startswith("params.yaml + configs/smoke.yaml: valid; ")
-        assert "have 77 tokenizer training jobs" in result.stdout  # the smoke grid, not the mini one
+        assert "have 79 tokenizer training jobs" in result.stdout  # the smoke grid, not the mini one
 
 
 def test_files_layer_in_order_and_errors_name_the_layers(tmp_path):

@@ -386,7 +386,9 @@ def _check_reproductions(config: dict, source: str) -> None:
             except ValueError as err:
                 raise ConfigError(f"{source}: {err}") from None
     try:
-        claims.check_claims(config.get("claims", []), config.get("reproductions", {}))
+        curves = {name for name, study in config["studies"].items()
+                  if config["training"].get(study.get("training"), {}).get("eval_every")}
+        claims.check_claims(config.get("claims", []), config.get("reproductions", {}), curves)
     except ValueError as err:
         raise ConfigError(f"{source}: {err}") from None
 

@@ -78,12 +78,26 @@ def _metric_row(ident: dict, result: dict) -> dict:
 
 
 def summarise(runs: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
+    """Mean, sample std and seed count per configuration."""
     group = [field for field, *_ in spec.keys]
     grouped = runs.groupby(group, sort=False)[[m for m, *_ in spec.metrics if m in runs]]
     table = pd.concat({"mean": grouped.mean(), "std": grouped.std(ddof=1)}, axis=1)
     table.columns = [f"{metric}_{stat}" for stat, metric in table.columns]
     table.insert(0, "seeds", grouped.size())
     return table.reset_index()
+
+
+def per_seed_values(runs: pd.DataFrame, summary: pd.DataFrame, group: list[str], metrics: list[str]) -> pd.DataFrame:
+    """``summary`` with a ``<metric>_values`` column per metric: each seed's value, in seed order, ';'-joined.
+
+    The claims count how many seeds meet a threshold from these (vqrepro/claims.py)."""
+    ordered = runs.sort_values("seed", kind="stable") if "seed" in runs else runs
+    joined = {m: ordered.groupby(group, sort=False)[m].agg(lambda v: ";".join(f"{x:.6g}" for x in v if x == x))
+              for m in metrics if m in runs}
+    out = summary
+    for metric, column in joined.items():
+        out = out.merge(column.rename(f"{metric}_values").reset_index(), on=group, how="left", sort=False)
+    return out
 
 
 def _cell(row: pd.Series, metric: str, scale: float, decimals: int, pm: str) -> str:
@@ -393,6 +407,8 @@ def build_reproduction_report(name: str, spec: dict, metric_files: list[str], ke
     full = TableSpec(keys=[(f, f, f) for f in group], metrics=spec_table.metrics)
     frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=group)
     summary = summarise(frame, full) if rows else pd.DataFrame(columns=group + ["seeds"])
+    if rows:
+        summary = per_seed_values(frame, summary, group, list(spec["metrics"]))
     for ident, _ in failures:
         if not (summary[group] == pd.Series({f: ident[f] for f in group})).all(axis=1).any():
             summary = pd.concat([summary, pd.DataFrame([{**{f: ident[f] for f in group}, "seeds": 0}])], ignore_index=True)
@@ -406,10 +422,12 @@ def build_reproduction_report(name: str, spec: dict, metric_files: list[str], ke
              f"Measured at {scale} scale: {setting}.",
              f"{seeds_note(idents, spec['study'])}, on the test split. Rows: the paper's names; presets in params.yaml: "
              + ", ".join(f"{row_label(spec, p)} = {p}" for p in spec["rows"]) + "."]
+    notes += spec.get("notes", [])  # what a row is, where the paper's label and its code differ
     notes += sparse + [f"Failed: {i['quantizer']} {i['run']}: {reason}" for i, reason in failures]
     shown, shown_spec = summary, spec_table
     if spec.get("pivot"):
-        shown, shown_spec = pivot_summary(summary.drop(columns=["quantizer"]), spec_table, spec["pivot"])
+        per_seed = [c for c in summary.columns if c.endswith("_values")]
+        shown, shown_spec = pivot_summary(summary.drop(columns=["quantizer", *per_seed]), spec_table, spec["pivot"])
     title = f"{spec['paper']}: {spec['reproduces']}"
     relevant_missing = {m: r for m, r in missing.items() if m in spec["metrics"]}
     write_markdown(results / "tables" / f"{name}.md", render_markdown(shown, shown_spec, title, notes, relevant_missing))

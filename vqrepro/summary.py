@@ -19,13 +19,15 @@ def failed_points(run_dirs: list[str | Path]) -> list[tuple[Path, str]]:
 
 
 def claim_counts_text(results: str | Path = "results") -> str:
-    """'12 reproduced, 5 not reproduced, 4 not measurable here', or why there are no counts yet."""
+    """'12 reproduced, 3 not reproduced, 2 inconclusive, 4 not measurable here', or why there are no counts yet.
+
+    The statuses of vqrepro/claims.py; a claims.json written before "inconclusive" existed counts none."""
     path = Path(results) / "metrics" / "claims.json"
     if not path.exists():
         return "not checked yet (results/claims.md is built by the `claims` rule)"
     counts = json.loads(path.read_text())["all"]
     return (f"{counts['reproduced']} reproduced, {counts['not reproduced']} not reproduced, "
-            f"{counts['not measurable here']} not measurable here")
+            f"{counts.get('inconclusive', 0)} inconclusive, {counts['not measurable here']} not measurable here")
 
 
 def _claim_line(results: Path) -> str:

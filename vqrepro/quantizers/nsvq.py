@@ -55,10 +55,10 @@ class NSVQSettings:
     codebook_weight: float = 1.0
     # lambda: how much of the kernel mass reaches non-assigned codes (0.01 in the code).
     kernel_weight: float = 0.01
-    # tau at epoch e is tau_start * tau_decay ** e. The paper's text: start 1, decay 0.9
-    # per epoch (the default); its CelebA code: tau_decay 0.5.
+    # tau at epoch e is tau_start * tau_decay ** e. The release's CelebA code, which made the
+    # published tables: start 1, decay 0.5 per epoch (the default); the paper's text: 0.9.
     tau_start: float = 1.0
-    tau_decay: float = 0.9
+    tau_decay: float = 0.5
     # z + a z_q + sg((1 - a) z_q - z) instead of z + sg(z_q - z).
     modified_ste: bool = True
 

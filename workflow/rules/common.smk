@@ -216,11 +216,26 @@ def reproduction_settings_file(wildcards):
                           "setting": describe_setting(study)}, sort_keys=False)  # rows: the paper's order
 
 
+def claim_curves():
+    """The convergence studies this run builds whose curves a claim's ``settled`` check reads."""
+    named = {entry["settled"]["study"] for claim in config.get("claims", []) for entry in claim.get("evidence", [])
+             if "settled" in entry}
+    return [study for study in config["run_studies"] if study in named
+            and f"results/tables/{study}_over_steps.md" in convergence_reports([study])]
+
+
+def claims_inputs(wildcards):
+    tables = [f"results/{kind}/{name}.{ext}" for name in reproductions_to_run
+              for kind, ext in (("tables", "csv"), ("metrics", "json"))]
+    return tables + [f"results/tables/{study}_over_steps.csv" for study in claim_curves()]
+
+
 def claims_settings_file(wildcards):
     reproductions = {name: {key: spec[key] for key in ("paper", "reproduces", "study")}
                      for name, spec in config.get("reproductions", {}).items()}
     return settings_file({"claims": config.get("claims", []), "reproductions": reproductions,
-                          "built": reproductions_to_run, "scale": config["scale"]}, sort_keys=False)
+                          "built": reproductions_to_run, "curves": claim_curves(), "scale": config["scale"]},
+                         sort_keys=False)
 
 
 def toy_settings_file(wildcards):

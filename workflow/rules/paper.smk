@@ -41,7 +41,7 @@ rule reproduction_report:
 
 rule claims:
     input:
-        [f"results/{kind}/{name}.{ext}" for name in reproductions_to_run for kind, ext in (("tables", "csv"), ("metrics", "json"))],
+        claims_inputs,
     output:
         claims="results/claims.md",
         claims_page=report("results/claims.html", caption="../report/claims.rst", category="Claims"),

@@ -631,3 +631,17 @@ def test_claim_counts_match_the_statuses():
     counts = claim_counts(results, "mini")
     assert counts["all"] == {"reproduced": 0, "not reproduced": 2, "inconclusive": 0, "not measurable here": 0}
     assert counts["papers"][claim["paper"]]["not reproduced"] == 2 and counts["scale"] == "mini"
+
+
+def test_a_one_row_selector_matching_several_grid_rows_is_named():
+    grid = [{"row": "CVQ-VAE", "quantizer": "cvq", "codebook_size": k, "code_dim": 64, "batch_size": None}
+            for k in (256, 1024)] + [{"row": "VQ-VAE", "quantizer": "vq", "codebook_size": 1024, "code_dim": 64,
+                                      "batch_size": None}]
+    with pytest.raises(ValueError, match=r"claims\[0\] \(cvq_full_usage\)\.check\.all\[0\]\.row: \{'quantizer': 'cvq'\} "
+                                         r"matches 2 rows of reproductions\.cvq_fig1_usage .*add codebook_size"):
+        check_claims(CLAIMS, REPRODUCTIONS, rows={"cvq_fig1_usage": grid})
+    narrowed = copy.deepcopy(CLAIMS)
+    narrowed[0]["check"]["all"][0]["row"]["codebook_size"] = 1024
+    check_claims(narrowed, REPRODUCTIONS, rows={"cvq_fig1_usage": grid})
+    # a grid point a smaller scale does not train matches nothing: decided later as not measurable, not refused
+    check_claims(narrowed, REPRODUCTIONS, rows={"cvq_fig1_usage": grid[:1] + grid[2:]})

@@ -109,6 +109,19 @@ def _check_selector(where: str, sel, spec: dict, *, optional: bool = False) -> N
                              f"{list(spec['rows'])}; use one of those presets")
 
 
+def _check_one_row(where: str, sel: dict, repro: str, grid: list[dict] | None) -> None:
+    """A selector that must pick one row may match none at a smaller scale's grid, never several."""
+    if not grid or not isinstance(sel, dict):
+        return
+    hits = [r for r in grid if all(str(r.get(col)) == str(value) for col, value in sel.items())]
+    if len(hits) > 1:
+        names = ", ".join(f"{h['quantizer']} K={h['codebook_size']} D={h['code_dim']}" for h in hits[:4])
+        narrower = [c for c in ("codebook_size", "code_dim", "batch_size") if c not in sel
+                    and len({h[c] for h in hits}) > 1]
+        raise ValueError(f"{where}: {sel} matches {len(hits)} rows of reproductions.{repro} ({names}); a threshold, "
+                         f"comparison or best needs one row: add {' and '.join(narrower) or 'a column'} to the selector")
+
+
 def _check_metric(where: str, cond: dict, spec: dict, repro: str) -> None:
     metric = cond.get("metric")
     metrics = list(spec.get("metrics") or [])
@@ -132,7 +145,7 @@ def _check_threshold_range(where: str, metric: str, value: float) -> None:
         raise ValueError(f"{where}: {value!r} cannot decide the claim: {what}, so a threshold must be {bounds}")
 
 
-def _check_condition(where: str, cond, spec: dict, repro: str) -> None:
+def _check_condition(where: str, cond, spec: dict, repro: str, grid: list[dict] | None = None) -> None:
     if not isinstance(cond, dict) or not cond:
         raise ValueError(f"{where}: expected a condition (a mapping), got {cond!r}")
     for group in ("all", "any"):
@@ -142,7 +155,7 @@ def _check_condition(where: str, cond, spec: dict, repro: str) -> None:
             if not isinstance(parts, list) or not parts:
                 raise ValueError(f"{where}.{group}: expected a non-empty list of conditions")
             for i, part in enumerate(parts):
-                _check_condition(f"{where}.{group}[{i}]", part, spec, repro)
+                _check_condition(f"{where}.{group}[{i}]", part, spec, repro, grid)
             return
     if "best" in cond:
         _check_keys(where, cond, {"best"}, "'best'")
@@ -152,6 +165,7 @@ def _check_condition(where: str, cond, spec: dict, repro: str) -> None:
         _check_keys(where, inner, {"metric", "row", "among", "lowest", "highest"}, "'best'")
         _check_metric(where, inner, spec, repro)
         _check_selector(f"{where}.row", inner.get("row"), spec)
+        _check_one_row(f"{where}.row", inner.get("row"), repro, grid)
         _check_selector(f"{where}.among", inner.get("among"), spec, optional=True)
         if [bool(inner.get("lowest")), bool(inner.get("highest"))].count(True) != 1:
             raise ValueError(f"{where}: say which end is best with exactly one of 'lowest: true' or 'highest: true'")
@@ -167,6 +181,7 @@ def _check_condition(where: str, cond, spec: dict, repro: str) -> None:
             raise ValueError(f"{where}.{op}: expected two selectors [A, B] (A is claimed {op} than B)")
         for i, sel in enumerate(pair):
             _check_selector(f"{where}.{op}[{i}]", sel, spec)
+            _check_one_row(f"{where}.{op}[{i}]", sel, repro, grid)
         if "margin" in cond and not (_is_number(cond["margin"]) and cond["margin"] >= 0):
             raise ValueError(f"{where}.margin: expected a number >= 0 in the metric's raw units")
         if cond["metric"] in display.FRACTION_METRICS and cond.get("margin", 0) >= 1:
@@ -191,6 +206,7 @@ def _check_condition(where: str, cond, spec: dict, repro: str) -> None:
             raise ValueError(f"{where}: a threshold needs exactly one of {list(THRESHOLD_OPS)}, got {ops or 'none'}")
         _check_metric(where, cond, spec, repro)
         _check_selector(f"{where}.row", cond.get("row"), spec)
+        _check_one_row(f"{where}.row", cond.get("row"), repro, grid)
         if not _is_number(cond[ops[0]]):
             raise ValueError(f"{where}.{ops[0]}: expected a number in the metric's raw units")
         _check_threshold_range(f"{where}.{ops[0]}", cond["metric"], cond[ops[0]])
@@ -208,7 +224,8 @@ def _check_prose(where: str, text) -> None:
                          "declare a check under evidence (settled, sensitivity) and let the page compute it")
 
 
-def _check_evidence(at: str, entries, reproductions: dict[str, dict], curves: set[str] | None) -> None:
+def _check_evidence(at: str, entries, reproductions: dict[str, dict], curves: set[str] | None,
+                    rows: dict[str, list[dict]]) -> None:
     if not isinstance(entries, list) or not entries:
         raise ValueError(f"{at}.evidence: expected a non-empty list of checks ({sorted(EVIDENCE_CHECKS)})")
     for i, entry in enumerate(entries):
@@ -244,13 +261,16 @@ def _check_evidence(at: str, entries, reproductions: dict[str, dict], curves: se
                 raise ValueError(f"{where}.reproduction: {name!r} is not in reproductions; name one of those")
             if "check" not in spec:
                 raise ValueError(f"{where}.check: missing; give the condition to evaluate on {name}")
-            _check_condition(f"{where}.check", spec["check"], reproductions[name], name)
+            _check_condition(f"{where}.check", spec["check"], reproductions[name], name, rows.get(name))
 
 
-def check_claims(claims: list[dict], reproductions: dict[str, dict], curves: set[str] | None = None) -> None:
+def check_claims(claims: list[dict], reproductions: dict[str, dict], curves: set[str] | None = None,
+                 rows: dict[str, list[dict]] | None = None) -> None:
     """Validate ``params.yaml: claims`` against the reproductions; ValueError naming ``claims[i] (id).key``.
 
-    ``curves``: the convergence studies a ``settled`` check may name (None: not checked)."""
+    ``curves``: the convergence studies a ``settled`` check may name; ``rows``: each reproduction's table rows at
+    this scale (vqrepro.config), against which a one-row selector must not match several (None: not checked)."""
+    rows = rows or {}
     if not isinstance(claims, list):
         raise ValueError(f"claims: expected a list of claims, got {type(claims).__name__}")  # noqa: TRY004
     seen: dict[str, int] = {}
@@ -281,9 +301,9 @@ def check_claims(claims: list[dict], reproductions: dict[str, dict], curves: set
                                  "cannot check it")
         if "check" not in claim:
             raise ValueError(f"{at}.check: missing; give the condition that decides the claim")
-        _check_condition(f"{at}.check", claim["check"], reproductions[repro], repro)
+        _check_condition(f"{at}.check", claim["check"], reproductions[repro], repro, rows.get(repro))
         if "evidence" in claim:
-            _check_evidence(at, claim["evidence"], reproductions, curves)
+            _check_evidence(at, claim["evidence"], reproductions, curves, rows)
         if "note" in claim:
             _check_prose(f"{at}.note", claim["note"])
 

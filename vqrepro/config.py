@@ -388,7 +388,8 @@ def _check_reproductions(config: dict, source: str) -> None:
     try:
         curves = {name for name, study in config["studies"].items()
                   if config["training"].get(study.get("training"), {}).get("eval_every")}
-        claims.check_claims(config.get("claims", []), config.get("reproductions", {}), curves)
+        rows = {name: _reproduction_rows(config, name) for name in config.get("reproductions", {})}
+        claims.check_claims(config.get("claims", []), config.get("reproductions", {}), curves, rows)
     except ValueError as err:
         raise ConfigError(f"{source}: {err}") from None
 
@@ -598,6 +599,23 @@ def reproduction_study_grid(spec: dict, study: dict) -> list[RunKey]:
         return all(getattr(key, axis) == value for axis, value in row_select.items())
 
     return [key for key in study_grid(spec["study"], study) if wanted(key)]
+
+
+def _reproduction_rows(config: dict, name: str) -> list[dict]:
+    """The rows of a reproduction's table at this scale: one per configuration of its grid (seeds pooled)."""
+    spec = config["reproductions"][name]
+    seen = {}
+    for key in reproduction_grid(config, name):
+        row = {"row": row_label(spec, key.quantizer), "quantizer": key.quantizer,
+               "codebook_size": key.codebook_size, "code_dim": key.code_dim, "batch_size": key.batch_size}
+        seen[tuple(row.values())] = row
+    return list(seen.values())
+
+
+def row_label(spec: dict, preset: str) -> str:
+    """A reproduction row's label: the paper's name for the preset."""
+    entry = spec["rows"][preset]
+    return entry if isinstance(entry, str) else entry["label"]
 
 
 def reproduction_grid(config: dict, name: str) -> list[RunKey]:

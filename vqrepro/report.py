@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import display, runs
+from .config import row_label
 from .io import load_tensors, write_json, write_text
 from .pages import write_markdown
 from .plotting import legend_outside, pyplot, save_figure, series_style, wrapped
@@ -354,11 +355,6 @@ def build_generation_report(study: str, title: str, keys: list, classifier: str,
 
 
 # --------------------------------------------------------------------------- reproductions (the papers' tables)
-
-
-def row_label(spec: dict, preset: str) -> str:
-    entry = spec["rows"][preset]
-    return entry if isinstance(entry, str) else entry["label"]
 
 
 def reproduction_spec_table(spec: dict) -> TableSpec:

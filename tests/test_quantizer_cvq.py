@@ -395,3 +395,19 @@ def test_online_clustering_revives_a_collapsed_codebook():
     finally:
         torch.set_num_threads(threads)
     assert baseline <= 12 and revived >= 14 and revived >= baseline + 3
+
+
+def test_reproductions_run_the_release_code_values(params):
+    """The CVQ-VAE presets follow lyndonzheng/CVQ-VAE (main.py's defaults, quantise.py) where its text is silent."""
+    from vqrepro.quantizers import build_quantizer
+
+    code = build_quantizer(params["quantizers"]["cvq"], 64, 8)
+    s = code.settings
+    # cosine lookup, beta 0.25 on the encoder side, usage decay 0.99, closest anchors, running-average re-init,
+    # online, no contrastive term; codes start at U(-1/K, 1/K)
+    assert (s.distance, s.commit_weight, s.codebook_weight, s.decay) == ("cosine", 0.25, 1.0, 0.99)
+    assert (s.anchor, s.reinit, s.mode, s.contrastive) == ("closest", "running_average", "online", False)
+    assert code.codebook.abs().max() <= 1 / 64
+    # the one mini-scale departure, decay 0.9 on the Fig. 1 headline row, runs beside the code's value
+    assert build_quantizer(params["quantizers"]["cvq_photo"], 64, 8).settings.decay == 0.9
+    assert {"cvq", "cvq_photo"} <= set(params["studies"]["photo_cvq_usage"]["quantizers"])

@@ -1,6 +1,4 @@
 """Defining properties of NS-VQ ("Beyond Stationarity", Sec. 3.3; vqrepro/quantizers/nsvq.py)."""
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -158,13 +156,10 @@ def test_nsvq_rejects_bad_settings(bad):
         nsvq(**bad)
 
 
-def test_reproductions_run_the_release_code_values():
+def test_reproductions_run_the_release_code_values(params):
     """The presets the NS-VQ reproductions train use the values of the code that made the published tables."""
-    import yaml
-
     from vqrepro.quantizers import build_quantizer
 
-    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
     presets = params["quantizers"]
     released = build_quantizer(presets["nsvq"], 16, 4).settings
     # CelebA code, VectorQuantizer(mem_flag=True, q_flag=True): tau = 1 * 0.5**epoch, lambda 0.01,

@@ -275,3 +275,11 @@ def test_outer_steps_setting_is_validated_and_exposed():
         vq_with(4, 2, outer_steps=1.5)
     with pytest.raises(ValueError, match="stochastic_temperature"):
         vq_with(4, 2, stochastic_temperature=-1.0)
+
+
+def test_table2_and_table10_classifiers_start_from_kmeans(params):
+    """"All methods are initialized with K-means" (STE paper, Table 2's caption; vqtorch's examples agree)."""
+    rows = {**params["reproductions"]["ste_table2_classify"]["rows"],
+            **params["reproductions"]["ste_table10_alternating"]["rows"]}
+    for preset in rows:
+        assert build_quantizer(params["quantizers"][preset], 16, 4).settings.init == "kmeans", preset

@@ -64,11 +64,15 @@ def seeds_note(keys: list[dict], study: str) -> str:
         config = tuple(key.get(f) for f in ("quantizer", "codebook_size", "code_dim", "batch_size"))
         counts[config] = counts.get(config, 0) + 1
     distinct = sorted(set(counts.values())) or [0]  # [0]: a reproduction whose rows this scale does not train
+    def seeds(n: int) -> str:
+        return f"{n} seed{'' if n == 1 else 's'}"
+
     if len(distinct) == 1:
-        return f"{SEEDS_NOTE} ({distinct[0]} seeds)"
-    return (f"{SEEDS_NOTE} ({distinct[0]} seeds per configuration; {distinct[-1]} for those listed in "
-            f"studies.{study}.more_seeds in params.yaml, the configurations chaotic with {distinct[0]} seeds (a standard "
-            "deviation above a third of the mean) or too close to a claim's threshold to call; the Seeds column says which)")
+        return f"{SEEDS_NOTE} ({seeds(distinct[0])})"
+    return (f"{SEEDS_NOTE} ({seeds(distinct[0])} per configuration; {distinct[-1]} for those listed in "
+            f"studies.{study}.more_seeds in params.yaml: configurations chaotic with fewer seeds (a standard "
+            "deviation above a third of the mean), too close to a claim's threshold to call, or read by a headline "
+            "claim, which needs three or more; the Seeds column says which)")
 
 
 # --------------------------------------------------------------------------- tables

@@ -99,7 +99,8 @@ def test_every_markdown_result_has_an_html_page(smoke):
         if "|---|" in page.read_text():
             assert "<table>" in html and "<th>" in html, f"{page}: its table was not rendered"
     claims = (workdir / "results" / "claims.html").read_text()
-    assert "<td>reproduced</td>" in claims or "<td>not reproduced</td>" in claims
+    # one seed per run at smoke scale: every measurable claim is inconclusive there, rendered like any status
+    assert re.search(r"<td>(reproduced|not reproduced|inconclusive)</td>", claims)
 
 
 def test_snakemake_report_shows_every_table_and_says_what_the_run_was(smoke):

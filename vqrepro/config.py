@@ -386,10 +386,9 @@ def _check_reproductions(config: dict, source: str) -> None:
             except ValueError as err:
                 raise ConfigError(f"{source}: {err}") from None
     try:
-        curves = {name for name, study in config["studies"].items()
-                  if config["training"].get(study.get("training"), {}).get("eval_every")}
         rows = {name: _reproduction_rows(config, name) for name in config.get("reproductions", {})}
-        claims.check_claims(config.get("claims", []), config.get("reproductions", {}), curves, rows)
+        claims.check_claims(config.get("claims", []), config.get("reproductions", {}),
+                            set(convergence_studies(config, config["studies"])), rows)
     except ValueError as err:
         raise ConfigError(f"{source}: {err}") from None
 
@@ -599,6 +598,13 @@ def reproduction_study_grid(spec: dict, study: dict) -> list[RunKey]:
         return all(getattr(key, axis) == value for axis, value in row_select.items())
 
     return [key for key in study_grid(spec["study"], study) if wanted(key)]
+
+
+def convergence_studies(config: dict, studies) -> list[str]:
+    """The studies among ``studies`` whose schedule measures whole splits along the way (training.eval_every):
+    each gets a convergence report, whose curves a claim's ``settled`` check can read."""
+    return [study for study in studies
+            if config["training"].get(config["studies"][study].get("training"), {}).get("eval_every")]
 
 
 def _reproduction_rows(config: dict, name: str) -> list[dict]:

@@ -126,8 +126,7 @@ def reproduction_command(name, settings):
 
 def convergence_reports(studies):
     """Studies whose schedule measures whole splits along the way (training.eval_every) get a convergence report."""
-    return [f"results/tables/{study}_over_steps.md" for study in studies
-            if config["training"][config["studies"][study]["training"]].get("eval_every", 0)]
+    return [f"results/tables/{study}_over_steps.md" for study in vqconfig.convergence_studies(config, studies)]
 
 
 def convergence_curves(wildcards):
@@ -220,8 +219,7 @@ def claim_curves():
     """The convergence studies this run builds whose curves a claim's ``settled`` check reads."""
     named = {entry["settled"]["study"] for claim in config.get("claims", []) for entry in claim.get("evidence", [])
              if "settled" in entry}
-    return [study for study in config["run_studies"] if study in named
-            and f"results/tables/{study}_over_steps.md" in convergence_reports([study])]
+    return [study for study in vqconfig.convergence_studies(config, config["run_studies"]) if study in named]
 
 
 def claims_inputs(wildcards):

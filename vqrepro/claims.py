@@ -601,14 +601,13 @@ def _settled(spec: dict, files: ResultFiles, cid: str) -> dict:
     if rows.empty:
         return {"kind": "settled", "label": label, "status": NOT_MEASURABLE,
                 "text": f"no curve of {spec.get('row')} in results/tables/{study}_over_steps.csv"}
-    moves, texts = [], []
+    settled, texts = True, []
     for seed, curve in rows.groupby("seed", sort=True):
         tail = curve.sort_values("step").tail(last)
         move = float(tail[metric].max() - tail[metric].min())
-        moves.append(move)
+        settled &= move <= within and len(tail) == last  # a curve shorter than `last` cannot show it settled
         texts.append(f"seed {seed}: {_show(metric, float(tail[metric].iloc[-1]))} at step {int(tail['step'].iloc[-1])}, "
                      f"moved {_show(metric, move)} over steps {int(tail['step'].iloc[0])}-{int(tail['step'].iloc[-1])}")
-    settled = len(rows.groupby("seed")) and max(moves) <= within and min(len(c) for _, c in rows.groupby("seed")) >= last
     who = _name(rows.iloc[0], spec.get("row"))
     text = (f"{who}, last {last} measurements, allowed change {_show(metric, within)}: " + "; ".join(texts))
     return {"kind": "settled", "label": label, "status": "settled" if settled else "not settled", "text": text}

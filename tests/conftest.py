@@ -20,8 +20,11 @@ def make(cls, k, d, **settings):
 
 @pytest.fixture(scope="session")
 def params() -> dict:
-    """The repository's params.yaml (read-only: tests deep-copy it before editing)."""
-    return yaml.safe_load((REPO / "params.yaml").read_text())
+    """The repository's params.yaml with its papers' catalogues merged in (papers/*.yaml), as every run
+    sees it; written out, it stands alone (``papers: []``). Read-only: tests deep-copy it before editing."""
+    from vqrepro.config import load
+
+    return load(REPO / "params.yaml")
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 from pathlib import Path
 
@@ -426,8 +427,9 @@ def test_not_measurable_scale_and_missing_reproduction():
     assert result["reason"] == ("measurable only at paper scale: ImageNet-1K is not bundled; runs only with "
                                 "configs/paper/nsvq_imagenet.yaml")
     result = evaluate_claim(CLAIMS[0], None, {}, "mini")
-    assert (result["status"], result["reason"]) == ("not measurable here",
-                                                    "reproduction cvq_fig1_usage was not built at mini scale")
+    assert (result["status"], result["reason"]) == (
+        "not run in this configuration",
+        "reproduction cvq_fig1_usage is not built by this configuration (its study is not in run_studies)")
 
 
 def curve(quantizer, usages, seed=0, start=500):
@@ -593,11 +595,32 @@ def test_claims_pages_read_the_built_tables(tmp_path):
     claims_md, index_md, counts = (page.read_text() for page in pages)
     assert "| CVQ-VAE | 1 | 0 | 0 | 0 | 1 |" in claims_md and (tmp_path / "claims.html").exists()
     assert index_md.index("| CVQ-VAE |") < index_md.index("| NS-VQ |")  # the order of params.yaml
-    assert "| NS-VQ | Table 2 | not built at mini scale | - | `imagenet` |" in index_md
+    assert "| NS-VQ | Table 2 | not run in this configuration | - | `imagenet` |" in index_md
     assert json.loads(counts)["all"] == {"reproduced": 1, "not reproduced": 0, "inconclusive": 0,
                                          "not measurable here": 1}
     write_claims_pages({**settings, "reproductions": dict(reversed(shown.items()))}, results, *pages[:2])
     assert pages[1].read_text().index("| NS-VQ |") < pages[1].read_text().index("| CVQ-VAE |")
+
+
+def test_claims_of_studies_a_configuration_does_not_run_are_listed_apart_and_never_counted(tmp_path):
+    """A paper config that runs one paper's studies: the others' claims are neither verdicts nor 'not measurable'."""
+    from vqrepro.claims import write_claims_pages
+
+    results = _results_folder(tmp_path, 0.98, [0.98, 0.98, 0.98])
+    shown = {"cvq_fig1_usage": {"paper": "CVQ-VAE", "reproduces": "Fig. 1", "study": "cvq"},
+             "nsvq_table2": {"paper": "NS-VQ", "reproduces": "Table 2", "study": "nsvq_grid"}}
+    other = {"id": "nsvq_beats_vq", "paper": "NS-VQ", "statement": "NS-VQ beats VQ", "reproduction": "nsvq_table2",
+             "check": {"metric": "usage", "higher": [{"quantizer": "nsvq"}, {"quantizer": "vq"}]}}
+    settings = {"claims": [dict(CLAIMS[0], evidence=[SETTLED]), other], "built": ["cvq_fig1_usage"],
+                "curves": ["conv"], "scale": "paper", "reproductions": shown}
+    pages = [tmp_path / name for name in ("claims.md", "index.md", "counts.json")]
+    write_claims_pages(settings, results, *pages)
+    claims_md, index_md, counts = (page.read_text() for page in pages)
+    assert "| **All** | 1 | 0 | 0 | 0 | 1 |" in claims_md and "## NS-VQ" not in claims_md
+    assert "## Not run in this configuration (1)" in claims_md
+    assert "| NS-VQ beats VQ (`nsvq_beats_vq`) | NS-VQ | `nsvq_table2` |" in claims_md
+    assert json.loads(counts)["not_run"] == 1 and sum(json.loads(counts)["all"].values()) == 1
+    assert "| NS-VQ | Table 2 | not run in this configuration | - | `nsvq_grid` |" in index_md
 
 
 def test_the_page_follows_edited_result_files(tmp_path):

@@ -11,11 +11,11 @@ from vqrepro.config import ConfigError
 
 def test_repository_params_are_valid(params_copy):
     config.check(params_copy)
-    assert len(config.grid(params_copy, "photo_recon")) == 11 * 3  # presets x seeds at K = 1024, D = 16
+    assert len(config.grid(params_copy, "ste_recon")) == 11 * 3  # presets x seeds at K = 1024, D = 16
 
 
 def test_more_seeds_give_only_the_matching_configurations_more_runs(params_copy):
-    study = {**params_copy["studies"]["mnist_nsvq_grid"], "seeds": [0, 1],
+    study = {**params_copy["studies"]["nsvq_grid"], "seeds": [0, 1],
              "more_seeds": {"seeds": [0, 1, 2, 3, 4], "points": [{"quantizer": "simvq", "code_dim": 3},
                                                                {"quantizer": "transvq", "codebook_size": 64, "code_dim": 64}]}}
     seeds = {}
@@ -53,20 +53,20 @@ MALFORMED = [
     ("misspelt training key", _set(["training", "mini", "stpes"], 10), "training.mini"),
     ("wrong type", _set(["training", "mini", "batch_size"], "64"), "training.mini.batch_size"),
     ("non-positive steps", _set(["training", "mini", "steps"], 0), "training.mini.steps"),
-    ("non-positive codebook size", _set(["studies", "photo_recon", "codebook_sizes"], [16, -4]),
-     "studies.photo_recon.codebook_sizes[1]"),
-    ("zero code dimension", _set(["studies", "photo_recon", "code_dims"], [0]), "studies.photo_recon.code_dims[0]"),
-    ("unknown quantizer preset in study", _set(["studies", "photo_recon", "quantizers"], ["vq", "cvq_typo"]),
-     "studies.photo_recon.quantizers[1]"),
+    ("non-positive codebook size", _set(["studies", "ste_recon", "codebook_sizes"], [16, -4]),
+     "studies.ste_recon.codebook_sizes[1]"),
+    ("zero code dimension", _set(["studies", "ste_recon", "code_dims"], [0]), "studies.ste_recon.code_dims[0]"),
+    ("unknown quantizer preset in study", _set(["studies", "ste_recon", "quantizers"], ["vq", "cvq_typo"]),
+     "studies.ste_recon.quantizers[1]"),
     ("unknown quantizer method", _set(["quantizers", "vq", "method"], "vqq"), "quantizers.vq.method"),
     ("unknown quantizer setting", _set(["quantizers", "vq", "beta"], 0.25), "quantizers.vq"),
     ("quantizer setting of wrong type", _set(["quantizers", "ema", "decay"], "high"), "quantizers.ema"),
     ("quantizer setting out of range", _set(["quantizers", "ema", "decay"], 1.5), "quantizers.ema"),
-    ("unknown data set in study", _set(["studies", "mnist_cvq_size", "dataset"], "cifar100"), "studies.mnist_cvq_size.dataset"),
+    ("unknown data set in study", _set(["studies", "cvq_size", "dataset"], "cifar100"), "studies.cvq_size.dataset"),
     ("unknown data source", _set(["datasets", "digits", "source"], "kaggle"), "datasets.digits.source"),
     ("missing required key", _delete(["training", "digits_mini", "lr"]), "training.digits_mini"),
-    ("unknown model in study", _set(["studies", "mnist_cvq_size", "model"], "resnet"), "studies.mnist_cvq_size.model"),
-    ("unknown study in run_studies", _set(["run_studies"], ["photo_recon", "nope"]), "run_studies[1]"),
+    ("unknown model in study", _set(["studies", "cvq_size", "model"], "resnet"), "studies.cvq_size.model"),
+    ("unknown study in run_studies", _set(["run_studies"], ["ste_recon", "nope"]), "run_studies[1]"),
     ("bad activation", _set(["models", "mini_rgb32", "activation"], "gelu"), "models.mini_rgb32.activation"),
     ("pixel range that is neither [-1, 1] nor [0, 1]", _set(["models", "mnist_nsvq", "pixel_range"], [0, 255]),
      "models.mnist_nsvq.pixel_range"),
@@ -80,12 +80,12 @@ MALFORMED = [
     ("classifier on another data set", _set(["classifiers", "digits_cnn", "dataset"], "photo_crops"),
      "generation_studies.digits_generation.classifier"),
     ("unknown generation study", _set(["run_generation_studies"], ["nope"]), "run_generation_studies[0]"),
-    ("more_seeds drops a study seed", _set(["studies", "mnist_nsvq_grid", "more_seeds", "seeds"], [1, 2, 3]),
-     "studies.mnist_nsvq_grid.more_seeds.seeds"),
-    ("more_seeds names an untrained K", _set(["studies", "mnist_nsvq_grid", "more_seeds", "points"], [{"codebook_size": 8192}]),
-     "studies.mnist_nsvq_grid.more_seeds.points[0].codebook_size"),
-    ("more_seeds names an unknown field", _set(["studies", "mnist_nsvq_grid", "more_seeds", "points"], [{"lr": 1}]),
-     "studies.mnist_nsvq_grid.more_seeds.points[0]"),
+    ("more_seeds drops a study seed", _set(["studies", "nsvq_grid", "more_seeds", "seeds"], [1, 2, 3]),
+     "studies.nsvq_grid.more_seeds.seeds"),
+    ("more_seeds names an untrained K", _set(["studies", "nsvq_grid", "more_seeds", "points"], [{"codebook_size": 8192}]),
+     "studies.nsvq_grid.more_seeds.points[0].codebook_size"),
+    ("more_seeds names an unknown field", _set(["studies", "nsvq_grid", "more_seeds", "points"], [{"lr": 1}]),
+     "studies.nsvq_grid.more_seeds.points[0]"),
 ]
 
 
@@ -119,7 +119,7 @@ def test_invalid_yaml_is_reported(tmp_path):
 
 
 def test_train_settings_carry_only_the_runs_slice(params_copy):
-    key = config.grid(params_copy, "photo_recon")[0]
+    key = config.grid(params_copy, "ste_recon")[0]
     settings = config.train_settings(params_copy, key)
     assert settings["quantizer"] == params_copy["quantizers"][key.quantizer]
     assert set(settings) == {"dataset", "quantizer", "model", "training", "codebook_size", "code_dim", "seed"}
@@ -140,15 +140,15 @@ def test_the_schema_and_the_training_loop_know_the_same_training_keys(params):
 def test_a_registered_method_needs_no_preset(params_copy):
     """A study may name a method without a preset: its jobs are those of the bare preset {method: name}."""
     assert params_copy["quantizers"]["simvq"] == {"method": "simvq"}
-    with_preset = config.grid(params_copy, "mnist_nsvq_grid")
+    with_preset = config.grid(params_copy, "nsvq_grid")
     jobs = [config.train_settings(params_copy, key) for key in with_preset if key.quantizer == "simvq"]
     del params_copy["quantizers"]["simvq"]
     config.check(params_copy)
-    assert config.grid(params_copy, "mnist_nsvq_grid") == with_preset
+    assert config.grid(params_copy, "nsvq_grid") == with_preset
     assert [config.train_settings(params_copy, key) for key in with_preset if key.quantizer == "simvq"] == jobs != []
 
 
 def test_a_convergence_study_justifies_the_studies_of_its_loop_not_other_convergence_studies(params):
-    # mnist_nsvq_d3_convergence trains the same loop but measures along the way: not a follower
-    assert config.schedule_followers(params, "mnist_nsvq_convergence") == {"mnist_nsvq_grid": 1500}
-    assert config.schedule_followers(params, "mnist_nsvq_d3_convergence") == {"mnist_nsvq_grid": 1500}
+    # nsvq_d3_convergence trains the same loop but measures along the way: not a follower
+    assert config.schedule_followers(params, "nsvq_convergence") == {"nsvq_grid": 1500}
+    assert config.schedule_followers(params, "nsvq_d3_convergence") == {"nsvq_grid": 1500}

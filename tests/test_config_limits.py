@@ -29,17 +29,17 @@ def peak_rss_gb() -> float:
 
 
 def test_a_billion_codes_is_refused_naming_the_codebook_sizes(params_copy):
-    params_copy["studies"]["photo_recon"]["codebook_sizes"] = [10**9]
+    params_copy["studies"]["ste_recon"]["codebook_sizes"] = [10**9]
     before = peak_rss_gb()
     message = refusal(params_copy)
-    assert message.startswith("params.yaml: studies.photo_recon.codebook_sizes: K = 1000000000 needs an estimated ")
+    assert message.startswith("params.yaml: studies.ste_recon.codebook_sizes: K = 1000000000 needs an estimated ")
     assert "for quantizer preset vq (codebook and its Adam state, D = 16), over compute.memory_limit_gb = 64" in message
     assert peak_rss_gb() - before < 2  # the 10^9 x 16 codebook was never allocated
 
 
 def test_memory_limit_is_a_setting(params_copy):
-    params_copy["studies"]["mnist_cvq_size"]["codebook_sizes"] = [256, 10**9]
-    assert "studies.mnist_cvq_size.codebook_sizes: K = 1000000000 needs an estimated" in refusal(params_copy)
+    params_copy["studies"]["cvq_size"]["codebook_sizes"] = [256, 10**9]
+    assert "studies.cvq_size.codebook_sizes: K = 1000000000 needs an estimated" in refusal(params_copy)
     params_copy["compute"]["memory_limit_gb"] = 4096  # a machine with that much memory may run it
     config.check(params_copy)
     params_copy["compute"]["memory_limit_gb"] = 0
@@ -66,9 +66,9 @@ def test_codebook_estimate_counts_weights_gradients_and_adam(params):
 
 
 def test_gumbel_and_sqvae_scores_grow_with_tokens_times_codes(params_copy):
-    params_copy["studies"]["photo_recon"]["codebook_sizes"] = [2**22]
+    params_copy["studies"]["ste_recon"]["codebook_sizes"] = [2**22]
     message = refusal(params_copy)
-    assert "studies.photo_recon.codebook_sizes: K = 4194304 needs an estimated" in message
+    assert "studies.ste_recon.codebook_sizes: K = 4194304 needs an estimated" in message
     assert "quantizer preset sqvae (method sqvae scores all K codes for every token of the batch" in message
 
 
@@ -77,7 +77,7 @@ def test_huge_residual_channels_are_refused_without_allocating(params_copy, chan
     params_copy["models"]["mini_rgb32"]["residual_channels"] = channels
     before = peak_rss_gb()
     message = refusal(params_copy)
-    assert re.search(r"models\.mini_rgb32: as studies\.photo_\w+ uses it", message)
+    assert re.search(r"models\.mini_rgb32: as studies\.\w+ uses it", message)
     assert "one sample's feature maps alone need an estimated" in message
     assert peak_rss_gb() - before < 2
 
@@ -85,14 +85,14 @@ def test_huge_residual_channels_are_refused_without_allocating(params_copy, chan
 def test_huge_lookup_dim_is_refused_naming_the_quantizer_preset(params_copy):
     params_copy["quantizers"]["vqgan_fc"]["lookup_dim"] = 10**12
     message = refusal(params_copy)
-    assert re.match(r"params\.yaml: quantizers\.vqgan_fc: as studies\.mnist_nsvq_\w+ uses it "
+    assert re.match(r"params\.yaml: quantizers\.vqgan_fc: as studies\.nsvq_\w+ uses it "
                     r"\(K = \d+, D = \d+, batch 16\) it needs an estimated ", message)
     assert "(the quantizer's own parameters and their Adam state)" in message
 
 
 @pytest.mark.parametrize(("edit", "key"), [
     (lambda cfg: cfg["models"]["mini_rgb32"].update(residual_channels=10**12, hidden_channels=10**12),
-     "models.mini_rgb32 (as studies.photo_convergence uses it, D=16)"),
+     "models.mini_rgb32 (as studies.cvq_usage_convergence uses it, D=16)"),
     (lambda cfg: cfg["models"]["mini_rgb32"].update(residual_channels=10**19), "models.mini_rgb32"),
     (lambda cfg: cfg["quantizers"]["vqgan_fc"].update(lookup_dim=10**19), "quantizers.vqgan_fc"),
 ], ids=["product over int64", "value over int64", "lookup_dim over int64"])

@@ -410,4 +410,4 @@ def test_reproductions_run_the_release_code_values(params):
     assert code.codebook.abs().max() <= 1 / 64
     # the one mini-scale departure, decay 0.9 on the Fig. 1 headline row, runs beside the code's value
     assert build_quantizer(params["quantizers"]["cvq_photo"], 64, 8).settings.decay == 0.9
-    assert {"cvq", "cvq_photo"} <= set(params["studies"]["photo_cvq_usage"]["quantizers"])
+    assert {"cvq", "cvq_photo"} <= set(params["studies"]["cvq_usage"]["quantizers"])

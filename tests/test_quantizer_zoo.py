@@ -8,13 +8,13 @@ import yaml
 from conftest import REPO
 
 from vqrepro import data
-from vqrepro.config import quantizer_preset
+from vqrepro.config import load, quantizer_preset
 from vqrepro.evaluate import evaluate_tokenizer
 from vqrepro.quantizers import REGISTRY
 from vqrepro.checkpoints import load_model
 from vqrepro.train import train_tokenizer
 
-PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
+PARAMS = load(REPO / "params.yaml")  # with the papers' catalogues merged in
 ZOO = PARAMS["studies"]["quantizer_zoo"]
 PRESETS = ZOO["quantizers"] + [method for method in REGISTRY if method not in ZOO["quantizers"]]
 

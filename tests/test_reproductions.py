@@ -35,8 +35,8 @@ def fake_runs(tmp_path: Path, keys, usage, fail=()):
 
 def nsvq_config(params):
     cfg = copy.deepcopy(params)
-    cfg["studies"]["mnist_nsvq_grid"]["seeds"] = [0, 1]
-    cfg["studies"]["mnist_nsvq_grid"]["more_seeds"] = None  # two seeds for every row, whatever params.yaml lists
+    cfg["studies"]["nsvq_grid"]["seeds"] = [0, 1]
+    cfg["studies"]["nsvq_grid"]["more_seeds"] = None  # two seeds for every row, whatever params.yaml lists
     return cfg
 
 
@@ -105,9 +105,9 @@ def test_every_reproduction_selects_grid_points_of_its_study(params):
 
 
 BAD_REPRODUCTIONS = [
-    ("row not in its study", ["rows", "vq_typo"], "VQ", "reproductions.cvq_fig1_usage.rows.vq_typo: not among studies.photo_cvq_usage.quantizers"),
+    ("row not in its study", ["rows", "vq_typo"], "VQ", "reproductions.cvq_fig1_usage.rows.vq_typo: not among studies.cvq_usage.quantizers"),
     ("selected value not in the grid", ["select"], {"codebook_size": [512]},
-     "reproductions.cvq_fig1_usage.select.codebook_size: 512 is not in studies.photo_cvq_usage.codebook_sizes"),
+     "reproductions.cvq_fig1_usage.select.codebook_size: 512 is not in studies.cvq_usage.codebook_sizes"),
     ("pivot not an axis", ["pivot"], "codebook_size", "reproductions.cvq_fig1_usage.pivot: 'codebook_size' must be one of"),
     ("accuracy of an autoencoder", ["metrics"], ["usage", "accuracy"],
      "reproductions.cvq_fig1_usage.metrics: 'accuracy' is not measured by a reconstruction study"),
@@ -137,26 +137,26 @@ def test_malformed_claims_and_toys_name_their_key(params_copy):
 
 
 def test_a_classification_study_needs_a_classifier_model(params_copy):
-    params_copy["studies"]["digits_ste_classify"]["model"] = "mini_digits"
-    with pytest.raises(config.ConfigError, match=r"studies\.digits_ste_classify\.model: 'mini_digits' is an autoencoder"):
+    params_copy["studies"]["ste_classify"]["model"] = "mini_digits"
+    with pytest.raises(config.ConfigError, match=r"studies\.ste_classify\.model: 'mini_digits' is an autoencoder"):
         config.check(params_copy)
 
 
 def test_a_study_to_run_without_its_data_is_an_error(params_copy, tmp_path):
     params_copy["datasets"]["cifar10"]["root"] = None
-    params_copy["studies"]["photo_recon"]["dataset"] = "cifar10"
-    with pytest.raises(config.ConfigError, match=r"datasets\.cifar10\.root is not set, and studies\.photo_recon needs cifar10"):
-        config.check_data_available(params_copy, ["photo_recon"], "params.yaml", tmp_path / "data")
+    params_copy["studies"]["ste_recon"]["dataset"] = "cifar10"
+    with pytest.raises(config.ConfigError, match=r"datasets\.cifar10\.root is not set, and studies\.ste_recon needs cifar10"):
+        config.check_data_available(params_copy, ["ste_recon"], "params.yaml", tmp_path / "data")
     params_copy["datasets"]["cifar10"]["root"] = str(tmp_path / "nowhere")
     with pytest.raises(config.ConfigError, match=r"datasets\.cifar10\.root: .*nowhere is not a folder"):
-        config.check_data_available(params_copy, ["photo_recon"], "params.yaml", tmp_path / "data")
+        config.check_data_available(params_copy, ["ste_recon"], "params.yaml", tmp_path / "data")
     (tmp_path / "data" / "cifar10").mkdir(parents=True)
     (tmp_path / "data" / "cifar10" / "train.pt").write_bytes(b"")  # prepared already: the root is not needed
-    config.check_data_available(params_copy, ["photo_recon"], "params.yaml", tmp_path / "data")
+    config.check_data_available(params_copy, ["ste_recon"], "params.yaml", tmp_path / "data")
 
 
 def test_batch_size_axis_is_part_of_the_run_path(params):
-    keys = config.grid(params, "digits_nsvq_batch")
+    keys = config.grid(params, "nsvq_batch")
     assert {k.point for k in keys} == {"K64_D64_B4", "K64_D64_B16", "K64_D64_B64", "K64_D64_B256"}
     assert config.RunKey.parse_point("K64_D64_B16") == (64, 64, 16)
     assert config.RunKey.parse_point("K64_D8") == (64, 8, None)
@@ -196,9 +196,9 @@ def test_a_codebook_larger_than_the_test_split_can_show_is_flagged(params, tmp_p
 
 def test_a_pivoted_row_gives_each_column_groups_seed_count_when_they_differ(params, tmp_path):
     cfg = nsvq_config(params)
-    cfg["studies"]["mnist_nsvq_grid"]["more_seeds"] = {"seeds": [0, 1, 2, 3, 4], "points": [
+    cfg["studies"]["nsvq_grid"]["more_seeds"] = {"seeds": [0, 1, 2, 3, 4], "points": [
         {"quantizer": "transvq", "codebook_size": 64, "code_dim": 64}]}
     table = (build(cfg, "nsvq_table3", tmp_path, lambda key: 0.5) / "tables" / "nsvq_table3.md").read_text()
     assert "| TransVQ | 5 / 2 |" in table  # K = 64 with five seeds, K = 1024 with two
     assert "| NS-VQ | 2 |" in table
-    assert "2 seeds per configuration; 5 for those listed in studies.mnist_nsvq_grid.more_seeds" in table
+    assert "2 seeds per configuration; 5 for those listed in studies.nsvq_grid.more_seeds" in table

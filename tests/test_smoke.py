@@ -12,6 +12,7 @@ import yaml
 
 from conftest import REPO
 from test_workflow import ENV, SNAKEMAKE
+from vqrepro.config import load
 
 SMOKE = REPO / "configs" / "smoke.yaml"
 
@@ -31,7 +32,7 @@ def smoke(tmp_path_factory):
 
 
 def config():
-    cfg = yaml.safe_load((REPO / "params.yaml").read_text())
+    cfg = load(REPO / "params.yaml")  # with the papers' catalogues merged in
     smoke = yaml.safe_load(SMOKE.read_text())
     return cfg, smoke
 

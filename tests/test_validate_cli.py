@@ -20,11 +20,11 @@ def vqrepro(*args: str, cwd=REPO) -> subprocess.CompletedProcess:
 
 def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
     broken = tmp_path / "broken.yaml"
-    broken.write_text("scale: paper\nstudies:\n  photo_recon: {seeds: [0]\n  mnist_cvq_size: {seeds: [0]}\n")
+    broken.write_text("scale: paper\nstudies:\n  ste_recon: {seeds: [0]\n  cvq_size: {seeds: [0]}\n")
     result = vqrepro("validate", str(broken))
     assert result.returncode == 1
     assert result.stderr == (f"vqrepro validate: error: {broken}, line 4, column 3: not valid YAML: expected ',' or '}}', "
-                             "but got '<scalar>' (while parsing a flow mapping at line 3, column 16)\n")
+                             "but got '<scalar>' (while parsing a flow mapping at line 3, column 14)\n")
 
 
 def test_smoke_config_is_layered_on_params_yaml():

@@ -193,7 +193,7 @@ def without_local_data(tmp_path: Path) -> Path:
 
 NSVQ_CELEBAHQ = REPO / "configs" / "paper" / "nsvq_celebahq.yaml"
 CELEBAHQ_MISSING = ("datasets.celebahq.root: data_local/celebahq is not a folder on this machine, and "
-                    "studies.mnist_nsvq_grid needs celebahq; point it at the data set's folder")
+                    "studies.nsvq_grid needs celebahq; point it at the data set's folder")
 
 
 def test_paper_scale_dry_run_plans_without_its_data_and_warns(tmp_path):

@@ -37,9 +37,10 @@ must match exactly one summary row (ValueError naming the claim and the selector
 Statuses: "reproduced" (the interval clears the bound in the claimed direction), "not reproduced" (it clears
 it in the other direction), "inconclusive" (it contains the bound, or one seed was all there was; the result
 says how many seeds per row would decide it at the observed spread) and "not measurable here" (a metric is
-n/a or its runs failed, the reproduction was not built at this scale, or the scale is not in
-``measurable_at``). ``all`` is not reproduced as soon as one part is not reproduced, reproduced when every
-part is; ``any`` the other way round; otherwise not measurable, else inconclusive.
+n/a or its runs failed, or the scale is not in ``measurable_at``). A claim whose reproduction this
+configuration does not build is "not run in this configuration": listed apart, outside every count.
+``all`` is not reproduced as soon as one part is not reproduced, reproduced when every part is; ``any``
+the other way round; otherwise not measurable, else inconclusive.
 
 Declared evidence checks (``evidence:``, each one of these plus an optional ``why``):
 
@@ -68,6 +69,9 @@ from .pages import write_markdown
 
 STATUSES = ("reproduced", "not reproduced", "inconclusive", "not measurable here")
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_MEASURABLE = STATUSES
+# A claim whose reproduction this configuration does not build (its study is not in run_studies, as in a
+# paper config that runs one paper's studies): listed apart, never counted among the verdicts.
+NOT_RUN = "not run in this configuration"
 CLAIM_KEYS = ("id", "paper", "statement", "reproduction", "check", "measurable_at", "why_not_here", "evidence", "note")
 NO_EVIDENCE = ("no evidence checks declared: this miss has not been checked against faults of ours "
                "(schedule, learning rate, seeds)")
@@ -596,7 +600,7 @@ def _settled(spec: dict, files: ResultFiles, cid: str) -> dict:
     curves = files.curves.get(study)
     if curves is None:
         return {"kind": "settled", "label": label, "status": NOT_MEASURABLE,
-                "text": f"the convergence study {study} was not run at this scale"}
+                "text": f"the convergence study {study} is not run in this configuration"}
     rows = _select(curves[curves["split"] == split], spec.get("row"), cid)
     if rows.empty:
         return {"kind": "settled", "label": label, "status": NOT_MEASURABLE,
@@ -620,7 +624,7 @@ def _sensitivity(spec: dict, files: ResultFiles, cid: str) -> dict:
     summary = files.summaries.get(name)
     if summary is None:
         return {"kind": "sensitivity", "label": label, "status": NOT_MEASURABLE,
-                "text": f"reproduction {name} was not built at this scale"}
+                "text": f"reproduction {name} is not built in this configuration"}
     try:
         result = _evaluate(spec["check"], summary, files.missing.get(name, {}), cid)
     except GridPointAbsent as absent:
@@ -657,8 +661,9 @@ def evaluate_claim(claim: dict, summary: pd.DataFrame | None, missing: dict[str,
             why += f": {claim['why_not_here']}"
         return {**out, "status": NOT_MEASURABLE, "evidence": "", "reason": why}
     if summary is None:
-        return {**out, "status": NOT_MEASURABLE, "evidence": "",
-                "reason": f"reproduction {claim.get('reproduction')} was not built at {scale} scale"}
+        return {**out, "status": NOT_RUN, "evidence": "",
+                "reason": f"reproduction {claim.get('reproduction')} is not built by this configuration (its study is "
+                          "not in run_studies)"}
     try:
         result = _evaluate(claim["check"], summary, missing or {}, claim.get("id", "?"))
     except GridPointAbsent as absent:
@@ -690,7 +695,7 @@ def comparison_index(reproductions: dict[str, dict], built: list[str], scale: st
             ours = f"[table](../tables/{name}.md), [figure](../figures/{name}_figure.png)"
             comparison = f"[{name}.md]({name}.md)"
         else:
-            ours, comparison = f"not built at {scale} scale", "-"
+            ours, comparison = "not run in this configuration", "-"
         paper, reproduces = (display.markdown_cell(spec[key]) for key in ("paper", "reproduces"))
         lines.append(f"| {paper} | {reproduces} | {ours} | {comparison} | `{spec['study']}` |")
     if not reproductions:
@@ -709,9 +714,10 @@ def claim_counts(results: list[dict], scale: str) -> dict:
     def count(rs):
         return {status: sum(r["status"] == status for r in rs) for status in STATUSES}
 
-    papers = dict.fromkeys(r["paper"] for r in results)
-    return {"all": count(results), "papers": {p: count([r for r in results if r["paper"] == p]) for p in papers},
-            "scale": scale}
+    ran = [r for r in results if r["status"] != NOT_RUN]
+    papers = dict.fromkeys(r["paper"] for r in ran)
+    return {"all": count(ran), "papers": {p: count([r for r in ran if r["paper"] == p]) for p in papers},
+            "not_run": len(results) - len(ran), "scale": scale}
 
 
 INTRO = ("This run is at **{scale}** scale; every status below applies to that scale only. Each verdict is decided by a "
@@ -735,7 +741,10 @@ def _check_lines(result: dict) -> list[str]:
 
 
 def render_claims_markdown(results: list[dict], scale: str) -> str:
-    """results/claims.md from evaluated claims (``evaluate_claims``)."""
+    """results/claims.md from evaluated claims (``evaluate_claims``); claims this configuration does not
+    run are listed at the end, outside every count."""
+    not_run = [r for r in results if r["status"] == NOT_RUN]
+    results = [r for r in results if r["status"] != NOT_RUN]
     papers = list(dict.fromkeys(r["paper"] for r in results))
     lines = ["# The papers' claims, checked on our reproductions", "",
              INTRO.format(scale=scale, mean=intervals.INTERVAL_NAMES["mean"],
@@ -766,6 +775,13 @@ def render_claims_markdown(results: list[dict], scale: str) -> str:
             if r.get("note"):
                 lines += [r["note"], ""]
             lines += _check_lines(r)
+    if not_run:
+        lines += ["", f"## Not run in this configuration ({len(not_run)})", "",
+                  "Their studies are not in this configuration's run_studies, so nothing here speaks for or against "
+                  "them; the configuration that runs their study decides them (docs/scales.md).", "",
+                  "| Claim | Paper | Reproduction |", "|---|---|---|"]
+        lines += [f"| {display.markdown_cell(r['statement'])} (`{r['id']}`) | {display.markdown_cell(r['paper'])} | "
+                  f"`{r['reproduction']}` |" for r in not_run]
     return "\n".join(lines) + "\n"
 
 

@@ -438,12 +438,31 @@ def paper_numbers_dir() -> Path:
     return Path(__file__).resolve().parent / "paper_numbers"
 
 
-def check(config: dict, source: str = "params.yaml") -> dict:
+def check(config: dict, source: str = "params.yaml", origins: dict[str, str] | None = None) -> dict:
+    """The merged config, checked; an error about a paper catalogue's entry names that file (``origins``,
+    from vqrepro.papers.with_papers)."""
+    from . import papers, places
+
     if not isinstance(config, dict):
         raise ConfigError(f"{source}: expected a mapping of settings at the top level, got {type(config).__name__}")
-    _schema_check(config, source)
-    _semantic_check(config, source)
+    try:
+        _schema_check(config, source)
+        _semantic_check(config, source)
+        places.check(config, source)
+    except ConfigError as err:
+        raise papers.attribute(err, source, origins or {}) from None
     return config
+
+
+def with_papers_checked(config: dict, source: str, root: str | Path | None = None) -> dict:
+    """A config as read (params.yaml and any overrides) with its papers' catalogues merged in, checked.
+    ``root``: the folder the catalogue paths are relative to (default: this repository)."""
+    from . import papers
+
+    if not isinstance(config, dict):
+        raise ConfigError(f"{source}: expected a mapping of settings at the top level, got {type(config).__name__}")
+    merged, origins = papers.with_papers(config, source, Path(root) if root else papers.REPOSITORY)
+    return check(merged, source, origins)
 
 
 def load(path: str | Path = "params.yaml") -> dict:
@@ -457,7 +476,7 @@ def load(path: str | Path = "params.yaml") -> dict:
         raise ConfigError(f"{path}: file not found") from None
     except yaml.YAMLError as err:
         raise ConfigError(yaml_error_message(path, err)) from None
-    return check(config, str(path))
+    return with_papers_checked(config, str(path))
 
 
 def load_layered(files: list[str | Path], base: str | Path = "params.yaml") -> tuple[dict, str]:
@@ -469,7 +488,7 @@ def load_layered(files: list[str | Path], base: str | Path = "params.yaml") -> t
         config, source = layered(files, base)
     except ConfigFileError as err:
         raise ConfigError(str(err)) from None
-    return check(config, source), source
+    return with_papers_checked(config, source), source
 
 
 # --------------------------------------------------------------------------- the grid

@@ -25,35 +25,52 @@ def claim_counts_text(results: str | Path = "results") -> str:
     path = Path(results) / "metrics" / "claims.json"
     if not path.exists():
         return "not checked yet (results/claims.md is built by the `claims` rule)"
-    counts = json.loads(path.read_text())["all"]
+    recorded = json.loads(path.read_text())
+    counts, not_run = recorded["all"], recorded.get("not_run", 0)
     return (f"{counts['reproduced']} reproduced, {counts['not reproduced']} not reproduced, "
-            f"{counts.get('inconclusive', 0)} inconclusive, {counts['not measurable here']} not measurable here")
+            f"{counts.get('inconclusive', 0)} inconclusive, {counts['not measurable here']} not measurable here"
+            + (f"; {not_run} not run in this configuration" if not_run else ""))
 
 
-def _claim_line(results: Path) -> str:
-    checked = (results / "metrics" / "claims.json").exists()
-    return f"claims: {claim_counts_text(results)}" + (" (results/claims.md)" if checked else "")
+def _written_since(paths: list[Path], since: float | None) -> list[Path]:
+    return [p for p in paths if p.exists() and (since is None or p.stat().st_mtime >= since)]
 
 
 def run_summary(tables: list[str], run_dirs: list[str | Path], scale: str, results: str | Path = "results",
-                succeeded: bool = True) -> str:
-    """A few lines: what was built, the claims' verdicts, failed grid points and where to look."""
+                succeeded: bool = True, since: float | None = None, place: str = ".") -> str:
+    """A few lines: what was built, the claims' verdicts, failed grid points and where to look.
+
+    ``since``: when this run started. A finished run reports every table of its targets (each is up
+    to date with this config; ``place`` holds only this scale's files). A failed run reports only the
+    files it wrote itself: what was on disk before proves nothing about this run."""
     results = Path(results)
-    built = [t for t in tables if Path(t).exists()]
-    figures = sorted(str(p) for p in (results / "figures").glob("*.png")) if (results / "figures").exists() else []
-    lines = [f"vqrepro: {'finished' if succeeded else 'stopped with an error'} at {scale} scale",
-             f"  tables: {len(built)} of {len(tables)} in results/tables/ (paper tables indexed in "
-             "results/paper_vs_repro/index.md)",
-             f"  figures: {len(figures)} in results/figures/",
-             f"  {_claim_line(results)}"]
+    where = "" if place in ("", ".") else f"{place}/"
+    present = [Path(t) for t in tables if Path(t).exists()]
+    fresh = _written_since(present, since)
+    figures = sorted((results / "figures").glob("*.png")) if (results / "figures").exists() else []
+    claims = results / "metrics" / "claims.json"
+    if succeeded:
+        lines = [f"vqrepro: finished at {scale} scale in {where or './'}",
+                 f"  tables: {len(present)} of {len(tables)} in {where}results/tables/ ({len(fresh)} written by this "
+                 f"run, the rest up to date; paper tables indexed in {where}results/paper_vs_repro/index.md)",
+                 f"  figures: {len(figures)} in {where}results/figures/"]
+        lines.append(f"  claims: {claim_counts_text(results)} ({where}results/claims.md)" if claims.exists()
+                     else f"  claims: {claim_counts_text(results)}")
+    else:
+        lines = [f"vqrepro: stopped with an error at {scale} scale in {where or './'}",
+                 f"  written by this run: {len(fresh)} of {len(tables)} tables, "
+                 f"{len(_written_since(figures, since))} figures (files from earlier runs are not counted)"]
+        lines.append(f"  claims: {claim_counts_text(results)} ({where}results/claims.md)" if _written_since([claims], since)
+                     else "  claims: not rebuilt by this run")
     failed = failed_points(run_dirs)
     if failed:
         lines.append(f"  failed grid points: {len(failed)}")
-        lines += [f"    {run}: {reason}" for run, reason in failed[:20]]
+        lines += [f"    {where}{run}: {reason}" for run, reason in failed[:20]]
         if len(failed) > 20:
             lines.append(f"    ... and {len(failed) - 20} more (each has a {FAILURE_RECORD})")
-        lines.append("  each failed job's log: logs/runs/<the same path>/train.log")
+        lines.append(f"  each failed job's log: {where}logs/runs/<the same path>/train.log")
     elif not succeeded:
         lines.append("  no grid point left a failure record: the failed job's log is named in Snakemake's error above")
-    lines.append("  report with every table and figure: snakemake --report results/report.html")
+    lines.append(f"  report with every table and figure: snakemake --report {where}results/report.html"
+                 + (" (with the same --configfile)" if where else ""))
     return "\n".join(lines)

@@ -4,14 +4,16 @@ import json
 from pathlib import Path
 import re
 import sys
+import time
 from types import SimpleNamespace
 
 from vqrepro import config as vqconfig
-from vqrepro import runs
+from vqrepro import places, runs
 from vqrepro.io import write_text
 from vqrepro.summary import claim_counts_text, failed_points, run_summary
 
 CONFIG_SOURCE = "params.yaml (with any --configfile overrides)"
+RUN_STARTED = time.time()  # the end-of-run summary counts only files written after this
 
 
 def is_dry_run():
@@ -22,17 +24,26 @@ def is_dry_run():
 
 config.setdefault("scale", "mini")
 try:
-    vqconfig.check(config, CONFIG_SOURCE)
+    # The papers' catalogues (params.yaml: papers) join the config here: every rule sees one merged config.
+    merged = vqconfig.with_papers_checked(dict(config), CONFIG_SOURCE, root=workflow.basedir)
 except vqconfig.ConfigError as err:
     sys.exit(f"vqrepro: invalid configuration: {err}")
+config.clear()
+config.update(merged)
+# Each scale writes apart (vqrepro.places): mini at the repository's root, any other config in its workdir.
+PLACE = places.workdir(config)
 # A dry run shows the plan of a paper config on a machine without its data; a real run stops here.
-missing_data = vqconfig.missing_data(config, config["run_studies"], CONFIG_SOURCE)
+missing_data = vqconfig.missing_data(config, config["run_studies"], CONFIG_SOURCE, data_dir=Path(PLACE) / "data")
 if missing_data and is_dry_run():
     for message in missing_data:
         print(f"vqrepro: warning: {message} (dry run: planned anyway; a real run stops here)", file=sys.stderr)
 elif missing_data:
     sys.exit(f"vqrepro: invalid configuration: {missing_data[0]}")
+places.relocated(config, Path.cwd())
+Path(PLACE).mkdir(parents=True, exist_ok=True)
 
+
+workdir: PLACE
 
 
 def one_of(names):
@@ -264,4 +275,5 @@ def end_of_run_summary(succeeded):
     tables = (tables_of(config["run_studies"]) + convergence_reports(config["run_studies"])
               + tables_of(config["run_generation_studies"]) + tables_of(reproductions_to_run))
     folders = [f"{runs.RUNS_DIR}/{key.path}" for study in config["run_studies"] for key in vqconfig.grid(config, study)]
-    print(run_summary(tables, folders, config["scale"], succeeded=succeeded), file=sys.stderr)
+    print(run_summary(tables, folders, config["scale"], succeeded=succeeded, since=RUN_STARTED, place=PLACE),
+          file=sys.stderr)

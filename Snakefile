@@ -1,11 +1,14 @@
 # vqrepro: params.yaml -> prepared data -> one tokenizer per grid point -> metrics -> tables and figures.
 # Settings live in params.yaml (paper scale: --configfile configs/paper/<x>.yaml on top).
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "params.yaml"
+# Absolute: the workdir: of a scale other than mini (workflow/rules/common.smk) must not hide it from the report.
+configfile: str(Path("params.yaml").resolve())
 
 
 report: "workflow/report/workflow.rst"

@@ -7,6 +7,7 @@ import torch
 import yaml
 
 from vqrepro import data
+from vqrepro.errors import DataSourceError
 from vqrepro.io import CorruptFileError
 
 
@@ -174,3 +175,48 @@ def test_editing_an_image_makes_snakemake_prepare_again_and_retrain(tmp_path, pa
     plan = snakemake(work, "-n", *targets)
     assert planned_jobs(plan) == {"prepare_data": 1, "train_tokenizer": 1}, plan.stdout  # faces only, not digits
     assert "dataset=faces" in plan.stdout and "dataset=digits" not in plan.stdout
+
+
+# --------------------------------------------------------------------------- the papers' layouts (vqrepro.layouts)
+
+
+@pytest.mark.parametrize("source", ["mnist", "fashion_mnist", "cifar10"])
+def test_standin_files_in_a_release_layout_prepare_when_declared_as_standins(tmp_path, source):
+    from vqrepro import layouts
+
+    layouts.write_standin(source, tmp_path / "root", {"train": 12, "test": 5})
+    info = data.prepare(source, {"source": source, "root": str(tmp_path / "root"), "verify_release": False},
+                        tmp_path / "out")
+    channels, size = (3, 32) if source == "cifar10" else (1, 28)
+    assert {s: e["count"] for s, e in info["splits"].items()} == {"train": 12, "test": 5}
+    assert info["splits"]["train"]["shape"] == [channels, size, size]
+    split = data.load_split(tmp_path / "out", "train")
+    assert split.batch(torch.arange(3)).shape == (3, channels, size, size)
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("cifar10", "is not the published release's file (MD5"),
+    ("mnist", "holds 12 images; the published release has 60000"),
+])
+def test_the_release_is_verified_with_our_own_error_and_no_download_hint(tmp_path, source, expected):
+    from vqrepro import layouts
+
+    layouts.write_standin(source, tmp_path / "root", {"train": 12, "test": 5})
+    with pytest.raises(DataSourceError) as err:
+        data.prepare(source, {"source": source, "root": str(tmp_path / "root")}, tmp_path / "out")
+    message = str(err.value)
+    assert expected in message and f"set datasets.{source}.verify_release: false" in message
+    assert "download" not in message.lower()
+
+
+def test_a_malformed_idx_file_is_refused_naming_it(tmp_path):
+    from vqrepro import layouts
+
+    layouts.write_standin("mnist", tmp_path, {"train": 4, "test": 4})
+    labels = tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    labels.write_bytes(labels.read_bytes()[:-1])  # one label short of the header's count
+    with pytest.raises(DataSourceError, match=r"t10k-labels-idx1-ubyte: the header says \(4,\) bytes of data but the file holds 3"):
+        data.prepare("mnist", {"source": "mnist", "root": str(tmp_path), "verify_release": False}, tmp_path / "out")
+    (tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte").write_bytes(b"\x1f\x8b gzip")
+    with pytest.raises(DataSourceError, match="not an uncompressed IDX file of images .* must be extracted first"):
+        data.prepare("mnist", {"source": "mnist", "root": str(tmp_path), "verify_release": False}, tmp_path / "out")

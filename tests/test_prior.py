@@ -85,6 +85,19 @@ def test_precision_recall_of_known_sets():
     assert precision_recall(real, far) == (0.0, 0.0)
 
 
+def test_too_few_samples_for_precision_and_recall_are_n_a_with_the_reason():
+    """Two samples cannot hold a k = 3 nearest-neighbour ball (a paper config's rehearsal draws two)."""
+    from vqrepro.generation import feature_scores
+
+    identity = type("Features", (), {"features": staticmethod(lambda images: images.flatten(1))})()
+    scores, missing = feature_scores(identity, torch.randn(10, 4), torch.randn(2, 4))
+    assert scores["precision"] is None and scores["recall"] is None and scores["fd_classifier"] >= 0
+    assert missing["precision"] == ("precision and recall need more than 3 samples and test images (k-NN balls, "
+                                    "k = 3); there were 2 and 10")
+    scores, missing = feature_scores(identity, torch.randn(10, 4), torch.randn(5, 4))
+    assert 0 <= scores["precision"] <= 1 and missing == {}
+
+
 def test_killed_prior_training_resumes_to_the_same_weights(tmp_path):
     import json
     import sys

@@ -69,6 +69,35 @@ def test_fsq_levels_from_the_paper_table_and_clear_errors():
         make(FSQQuantizer, 8, 4, levels=[2, 2, 2])
 
 
+def test_fsq_levels_left_out_mean_the_paper_table_and_an_empty_list_is_refused():
+    """``levels: []`` read as "use the paper's table" hid a typo; not given is null (or left out)."""
+    from vqrepro.quantizers.fsq import FSQSettings
+
+    assert FSQSettings().levels is None
+    assert make(FSQQuantizer, 1000, 4, levels=None).levels == [8, 5, 5, 5]
+    for bad in ([], [8, 2], [8, True, 5]):
+        with pytest.raises(ValueError, match="levels"):
+            make(FSQQuantizer, 1000, 4, levels=bad)
+        with pytest.raises(ValueError, match="levels"):
+            FSQSettings(levels=bad)
+    with pytest.raises(ValueError, match=r"\[\] gives no channel; leave it out \(or null\)"):
+        FSQQuantizer.settings_from({"levels": []})
+    with pytest.raises(TypeError, match="levels"):
+        FSQQuantizer.settings_from({"levels": "8,5,5,5"})
+
+
+def test_config_refuses_empty_levels_naming_the_preset(params_copy):
+    from vqrepro.config import ConfigError, check
+
+    params_copy["quantizers"]["fsq"]["levels"] = []
+    with pytest.raises(ConfigError) as refused:
+        check(params_copy, "params.yaml")
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith("params.yaml: quantizers.fsq: ") and "'levels'" in message
+    params_copy["quantizers"]["fsq"]["levels"] = None  # the paper's levels for the zoo's K = 1024: [8, 5, 5, 5]
+    check(params_copy, "params.yaml")
+
+
 def test_fsq_grid_and_indices_match_vector_quantize_pytorch():
     vqp = pytest.importorskip("vector_quantize_pytorch")
     ref = vqp.FSQ(levels=[8, 5, 5, 5])

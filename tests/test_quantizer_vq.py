@@ -265,16 +265,70 @@ def test_sampled_code_is_the_one_quantized_to_and_trained():
 
 
 def test_outer_steps_setting_is_validated_and_exposed():
+    from vqrepro.quantizers.vq import MAX_OUTER_STEPS
+
     assert vq_with(4, 2).outer_steps == 1
     assert vq_with(4, 2, outer_steps=4).outer_steps == 4
+    assert vq_with(4, 2, outer_steps=MAX_OUTER_STEPS).outer_steps == MAX_OUTER_STEPS
     assert build_quantizer({"method": "ema"}, 4, 2).outer_steps == 1  # base-class default
-    for bad in (0, -1):
-        with pytest.raises(ValueError, match="outer_steps"):
+    for bad in (0, -1, MAX_OUTER_STEPS + 1, 10**12):
+        with pytest.raises(ValueError, match=rf"outer_steps: {bad} is not an integer 1\.\.{MAX_OUTER_STEPS}"):
             vq_with(4, 2, outer_steps=bad)
-    with pytest.raises(TypeError, match="outer_steps"):
-        vq_with(4, 2, outer_steps=1.5)
+    for bad in (1.5, True):
+        with pytest.raises(TypeError, match=rf"outer_steps: {bad} is not an integer 1\.\.{MAX_OUTER_STEPS}"):
+            vq_with(4, 2, outer_steps=bad)
     with pytest.raises(ValueError, match="stochastic_temperature"):
         vq_with(4, 2, stochastic_temperature=-1.0)
+
+
+def test_inner_steps_is_0_for_joint_training_or_a_bounded_count():
+    """0 is the only "off" (there is no separate switch for alternating optimisation); a count of
+    10^12 would never finish a step, so counts stop at MAX_INNER_STEPS."""
+    from vqrepro.quantizers.vq import MAX_INNER_STEPS, VQSettings
+
+    assert vq_with(4, 2).inner_steps == 0
+    assert vq_with(4, 2, inner_steps=0).inner_steps == 0
+    assert vq_with(4, 2, inner_steps=MAX_INNER_STEPS).inner_steps == MAX_INNER_STEPS
+    for bad in (-1, MAX_INNER_STEPS + 1, 10**12):
+        with pytest.raises(ValueError, match=rf"inner_steps: {bad} is not 0 \(off\) or 1\.\.{MAX_INNER_STEPS}"):
+            vq_with(4, 2, inner_steps=bad)
+        with pytest.raises(ValueError, match="inner_steps"):  # the dataclass itself, as a library user makes it
+            VQSettings(inner_steps=bad)
+    for bad in (2.5, True, "1"):
+        with pytest.raises(TypeError, match=rf"inner_steps: {bad!r} is not 0 \(off\) or 1\.\.{MAX_INNER_STEPS}"):
+            vq_with(4, 2, inner_steps=bad)
+
+
+@pytest.mark.parametrize("setting,bad", [("inner_steps", 10**12), ("inner_steps", -1), ("outer_steps", 0),
+                                         ("outer_steps", 10**12), ("inner_steps", 1.5), ("inner_steps", False)])
+def test_config_refuses_bad_step_counts_in_one_line_naming_the_preset_and_setting(params_copy, setting, bad):
+    from vqrepro.config import ConfigError, check
+
+    params_copy["quantizers"]["cls_alt"][setting] = bad
+    with pytest.raises(ConfigError) as refused:
+        check(params_copy, "params.yaml")
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith("params.yaml: quantizers.cls_alt: ")
+    assert f"{setting}: {bad!r} is not " + ("0 (off) or 1..1000" if setting == "inner_steps" else "an integer 1..1000") \
+        in message
+
+
+def test_config_checks_a_preset_that_no_study_uses(params_copy):
+    from vqrepro.config import ConfigError, check
+
+    params_copy["quantizers"]["spare_alt"] = {"method": "vq", "inner_steps": 10**12}
+    with pytest.raises(ConfigError, match=r"^params.yaml: quantizers.spare_alt: .*inner_steps"):
+        check(params_copy, "params.yaml")
+    params_copy["quantizers"]["spare_alt"]["inner_steps"] = 0  # off: joint training, accepted
+    check(params_copy, "params.yaml")
+
+
+def test_negative_loss_weights_and_affine_scales_are_refused():
+    for setting, bad in (("commit_weight", -0.25), ("codebook_weight", -1.0), ("sync_nu", -0.2),
+                         ("affine_lr_scale", 0.0), ("affine_momentum", 0.0)):
+        with pytest.raises(ValueError, match=setting):
+            vq_with(4, 2, **{setting: bad})
+    assert vq_with(4, 2, commit_weight=0.0, sync_nu=0.0).settings.commit_weight == 0.0  # 0 drops the term
 
 
 def test_table2_and_table10_classifiers_start_from_kmeans(params):

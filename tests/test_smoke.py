@@ -15,6 +15,7 @@ from test_workflow import ENV, SNAKEMAKE
 from vqrepro.config import load
 
 SMOKE = REPO / "configs" / "smoke.yaml"
+PLACE = "scales/smoke"  # configs/smoke.yaml's workdir: the launch folder's own results stay untouched
 
 
 def run(workdir, *args):
@@ -53,10 +54,10 @@ def test_every_paper_table_and_figure_is_built(smoke):
     for name in built:
         for path in (f"tables/{name}.md", f"tables/{name}.tex", f"tables/{name}.csv", f"figures/{name}_figure.png",
                      f"figures/{name}_figure.pdf", f"paper_vs_repro/{name}.md", f"metrics/{name}.json"):
-            assert (workdir / "results" / path).stat().st_size > 0, path
-        comparison = (workdir / "results" / "paper_vs_repro" / f"{name}.md").read_text()
+            assert (workdir / PLACE / "results" / path).stat().st_size > 0, path
+        comparison = (workdir / PLACE / "results" / "paper_vs_repro" / f"{name}.md").read_text()
         assert "Measured at smoke scale" in comparison or "smoke scale" in comparison
-    table3 = (workdir / "results" / "tables" / "ste_table3.md").read_text()
+    table3 = (workdir / PLACE / "results" / "tables" / "ste_table3.md").read_text()
     assert "| VQVAE + Affine + OPT + replace + l2 |" in table3  # the paper's row names, in its order
     assert "n/a (lpips)" in table3  # honest n/a with the reason
 
@@ -64,22 +65,22 @@ def test_every_paper_table_and_figure_is_built(smoke):
 def test_claims_name_the_scale_and_a_status_for_every_claim(smoke):
     workdir, _ = smoke
     cfg, _ = config()
-    claims = (workdir / "results" / "claims.md").read_text()
+    claims = (workdir / PLACE / "results" / "claims.md").read_text()
     assert "**smoke** scale" in claims
     statuses = re.findall(r"\| (reproduced|not reproduced|inconclusive|not measurable here) \|", claims)
     assert len(statuses) == len(cfg["claims"])
     assert "ImageNet-1K is not bundled" in claims  # a paper-scale-only claim says why
-    index = (workdir / "results" / "paper_vs_repro" / "index.md").read_text()
+    index = (workdir / PLACE / "results" / "paper_vs_repro" / "index.md").read_text()
     assert "[cvq_fig1_usage.md](cvq_fig1_usage.md)" in index
-    assert "supplementary Table 12: ImageNet-1K reconstruction | not built at smoke scale" in index
+    assert "supplementary Table 12: ImageNet-1K reconstruction | not run in this configuration" in index
 
 
 def test_toys_write_figures_and_metrics(smoke):
     workdir, _ = smoke
     cfg, _ = config()
     for toy in cfg["toys"]:
-        assert (workdir / "results" / "figures" / f"toy_{toy}.png").exists()
-        assert (workdir / "results" / "metrics" / f"toy_{toy}.json").exists()
+        assert (workdir / PLACE / "results" / "figures" / f"toy_{toy}.png").exists()
+        assert (workdir / PLACE / "results" / "metrics" / f"toy_{toy}.json").exists()
 
 
 def test_second_run_has_nothing_to_do(smoke):
@@ -92,14 +93,14 @@ def test_second_run_has_nothing_to_do(smoke):
 def test_every_markdown_result_has_an_html_page(smoke):
     """The report shows HTML in place (Markdown only as a download): each .md has its page."""
     workdir, _ = smoke
-    pages = sorted((workdir / "results").rglob("*.md"))
+    pages = sorted((workdir / PLACE / "results").rglob("*.md"))
     assert len(pages) > 30
     for page in pages:
         html = page.with_suffix(".html").read_text()
         assert html.startswith("<!DOCTYPE html>") and "<script" not in html and "http" not in html, page
         if "|---|" in page.read_text():
             assert "<table>" in html and "<th>" in html, f"{page}: its table was not rendered"
-    claims = (workdir / "results" / "claims.html").read_text()
+    claims = (workdir / PLACE / "results" / "claims.html").read_text()
     # one seed per run at smoke scale: every measurable claim is inconclusive there, rendered like any status
     assert re.search(r"<td>(reproduced|not reproduced|inconclusive)</td>", claims)
 
@@ -108,15 +109,15 @@ def test_snakemake_report_shows_every_table_and_says_what_the_run_was(smoke):
     workdir, _ = smoke
     result = run(workdir, "--report", "results/report.html")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    report = (workdir / "results" / "report.html").read_text(errors="replace")
+    report = (workdir / PLACE / "results" / "report.html").read_text(errors="replace")
     for category in ("Claims", "Reproductions", "Paper vs reproduction", "Studies", "Convergence", "Generation"):
         assert category in report, category
     # every table, comparison and the claims page is a report item (embedded, listed by its name)
-    for page in sorted((workdir / "results").rglob("*.md")):
+    for page in sorted((workdir / PLACE / "results").rglob("*.md")):
         name = page.with_suffix(".html").name
         assert name in report, f"{name} is not in the report"
     # the front page: what was run, at which scale, and the claims' verdicts
-    counts = yaml.safe_load((workdir / "results" / "metrics" / "claims.json").read_text())["all"]
+    counts = yaml.safe_load((workdir / PLACE / "results" / "metrics" / "claims.json").read_text())["all"]
     assert "<strong>smoke</strong> scale" in report
     assert (f"{counts['reproduced']} reproduced, {counts['not reproduced']} not reproduced, "
             f"{counts['inconclusive']} inconclusive, {counts['not measurable here']} not measurable here") in report
@@ -136,15 +137,16 @@ def test_a_changed_setting_is_named_by_its_file_not_dumped(smoke, tmp_path):
         assert len(line) < 400 and re.search(r"\.snakemake/vqrepro/settings/[0-9a-f]{16}\.json", line), line
     # the named file holds the job's settings, with the change
     new = re.findall(r"now: '([^']+)'", reasons[0])[-1]
-    assert '"steps":5' in (workdir / new).read_text()
+    assert '"steps":5' in (workdir / PLACE / new).read_text()
 
 
 def test_the_run_ends_with_what_it_built(smoke):
     """onsuccess prints the summary: tables, figures, claim counts, where to look."""
     workdir, log = smoke
     summary = log[log.index("vqrepro: finished at smoke scale"):]
-    counts = yaml.safe_load((workdir / "results" / "metrics" / "claims.json").read_text())["all"]
-    assert re.search(r"tables: (\d+) of \1 in results/tables/", summary)
+    counts = yaml.safe_load((workdir / PLACE / "results" / "metrics" / "claims.json").read_text())["all"]
+    assert re.search(r"tables: (\d+) of \1 in scales/smoke/results/tables/", summary)
     assert (f"claims: {counts['reproduced']} reproduced, {counts['not reproduced']} not reproduced, "
             f"{counts['inconclusive']} inconclusive, {counts['not measurable here']} not measurable here") in summary
-    assert "snakemake --report results/report.html" in summary
+    assert "snakemake --report results/report.html with the same --configfile" in summary
+    assert not (workdir / "results").exists() and not (workdir / "runs").exists()  # nothing outside scales/smoke/

@@ -57,4 +57,5 @@ def test_a_failed_run_reports_only_what_it_wrote_itself(tmp_path):
     assert "stopped with an error at paper scale in scales/paper/x/" in text
     assert "written by this run: 1 of 3 tables, 0 figures" in text
     assert "claims: not rebuilt by this run" in text and "12 reproduced" not in text
-    assert "snakemake --report scales/paper/x/results/report.html (with the same --configfile)" in text
+    assert "--configfile (written to scales/paper/x/results/report.html)" in text
+    assert "dvc metrics show scales/paper/x/results/metrics" in text

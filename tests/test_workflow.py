@@ -139,6 +139,76 @@ def test_committed_results_do_not_stand_in_for_a_run(workdir):
         moved.rename(workdir / "runs")
 
 
+MADE_UP_PAPER = """\
+paper: Made-Up VQ
+title: "A made-up paper: EMA codebooks use more codes than plain VQ"
+published: []
+reproductions:
+  madeup_table1:
+    reproduces: "Table 1: codebook usage of VQ and EMA"
+    study: tiny
+    rows: {vq: VQ, ema: EMA}
+    select: {codebook_size: [16]}
+    metrics: [usage, mse]
+    figure: {kind: bars, y: [usage]}
+claims:
+  - id: madeup_ema_uses_more
+    statement: "EMA uses more of the codebook than plain VQ"
+    reproduction: madeup_table1
+    check: {metric: usage, higher: [{quantizer: ema}, {quantizer: vq}]}
+"""
+
+
+def test_a_new_paper_is_one_catalogue_file(workdir, params, tmp_path):
+    """README "Adding a paper": one file with a reproduction and a claim over an existing study, listed
+    under papers:, and the real Snakefile builds its table, its comparison page and its claim."""
+    catalogue = tmp_path / "madeup.yaml"
+    catalogue.write_text(MADE_UP_PAPER)
+    cfg = tiny_params(params)
+    cfg["papers"] = [str(catalogue)]
+    (workdir / "params.yaml").write_text(yaml.safe_dump(cfg))
+    try:
+        result = snakemake(workdir, "results/tables/madeup_table1.md", "results/claims.md", "--cores", "2")
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert "rule train_tokenizer:" not in result.stdout  # the study's runs are reused as they are
+        table = (workdir / "results" / "tables" / "madeup_table1.md").read_text()
+        assert "| EMA |" in table and "| VQ |" in table
+        claims = (workdir / "results" / "claims.md").read_text()
+        assert "## Made-Up VQ" in claims and "(`madeup_ema_uses_more`)" in claims
+        assert (workdir / "results" / "paper_vs_repro" / "madeup_table1.md").exists()
+        # A fault in the file is reported against the file and its own key.
+        catalogue.write_text(MADE_UP_PAPER.replace("study: tiny", "study: tiny_typo"))
+        refused = snakemake(workdir, "-n")
+        assert refused.returncode != 0
+        assert f"{catalogue}: reproductions.madeup_table1.study: unknown study 'tiny_typo'" in refused.stderr
+    finally:
+        (workdir / "params.yaml").write_text(yaml.safe_dump(tiny_params(params)))
+
+
+def test_renaming_a_study_moves_its_runs_and_retrains_nothing(workdir, params):
+    """scripts/rename_studies.py: after a study is renamed in params.yaml, its runs, results and Snakemake's
+    records move with it, and `snakemake -n` has nothing to do (a rename is not new science)."""
+    renamed = tiny_params(params)
+    renamed["studies"] = {"tiny_renamed": renamed["studies"].pop("tiny")}
+    renamed["run_studies"] = ["tiny_renamed"]
+    renamed["generation_studies"]["tiny_generation"]["tokenizer_study"] = "tiny_renamed"
+    assert planned_jobs(snakemake(workdir, "-n")) == {}  # up to date under the old name
+    (workdir / "params.yaml").write_text(yaml.safe_dump(renamed))
+    try:
+        assert planned_jobs(snakemake(workdir, "-n")).get("train_tokenizer") == 8  # without the move: retrain all
+        moved = subprocess.run([sys.executable, str(REPO / "scripts" / "rename_studies.py"), "tiny=tiny_renamed"],
+                               capture_output=True, text=True, cwd=workdir)
+        assert moved.returncode == 0, moved.stderr
+        assert planned_jobs(snakemake(workdir, "-n")) == {}
+        assert (workdir / "runs" / "tiny_renamed").is_dir() and not (workdir / "runs" / "tiny").exists()
+        assert (workdir / "results" / "tables" / "tiny_renamed.md").exists()
+        assert (workdir / "results" / "tables" / "tiny_generation.md").exists()  # another name that starts alike
+    finally:  # back to the old name for the tests below
+        subprocess.run([sys.executable, str(REPO / "scripts" / "rename_studies.py"), "tiny_renamed=tiny"],
+                       capture_output=True, text=True, cwd=workdir, check=True)
+        (workdir / "params.yaml").write_text(yaml.safe_dump(tiny_params(params)))
+
+
 def test_invalid_config_stops_before_any_job(workdir, tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()

@@ -97,7 +97,11 @@ def _is_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _check_selector(where: str, sel, spec: dict, *, optional: bool = False) -> None:
+# The type of each selector column's value: a grid axis is a positive integer, a row or preset a name.
+SELECTOR_TYPES = {"row": str, "quantizer": str, "codebook_size": int, "code_dim": int, "batch_size": int}
+
+
+def _check_selector(where: str, sel, spec: dict, *, optional: bool = False, repro: str = "") -> None:
     if sel is None and optional:
         return
     if not isinstance(sel, dict) or not sel:
@@ -106,10 +110,15 @@ def _check_selector(where: str, sel, spec: dict, *, optional: bool = False) -> N
     for col, value in sel.items():
         if col not in SELECTOR_COLUMNS:
             raise ValueError(f"{where}.{col}: not a summary column; select on {list(SELECTOR_COLUMNS)}")
+        wanted = SELECTOR_TYPES.get(col)
+        if wanted is int and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ValueError(f"{where}.{col}: expected a positive integer (a value of the study's grid), got {value!r}")
+        if wanted is str and not isinstance(value, str):
+            raise ValueError(f"{where}.{col}: expected a name (a preset or the paper's row label), got {value!r}")
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise ValueError(f"{where}.{col}: expected one value (a name or a number), got {value!r}")
         if col == "quantizer" and spec.get("rows") and value not in spec["rows"]:
-            raise ValueError(f"{where}.quantizer: {value!r} is not one of the reproduction's rows "
+            raise ValueError(f"{where}.quantizer: {value!r} is not one of the rows of reproductions.{repro} "
                              f"{list(spec['rows'])}; use one of those presets")
 
 
@@ -168,9 +177,9 @@ def _check_condition(where: str, cond, spec: dict, repro: str, grid: list[dict] 
             raise ValueError(f"{where}: expected {{metric, row, among, lowest|highest: true}}")
         _check_keys(where, inner, {"metric", "row", "among", "lowest", "highest"}, "'best'")
         _check_metric(where, inner, spec, repro)
-        _check_selector(f"{where}.row", inner.get("row"), spec)
+        _check_selector(f"{where}.row", inner.get("row"), spec, repro=repro)
         _check_one_row(f"{where}.row", inner.get("row"), repro, grid)
-        _check_selector(f"{where}.among", inner.get("among"), spec, optional=True)
+        _check_selector(f"{where}.among", inner.get("among"), spec, optional=True, repro=repro)
         if [bool(inner.get("lowest")), bool(inner.get("highest"))].count(True) != 1:
             raise ValueError(f"{where}: say which end is best with exactly one of 'lowest: true' or 'highest: true'")
         return
@@ -184,7 +193,7 @@ def _check_condition(where: str, cond, spec: dict, repro: str, grid: list[dict] 
         if not isinstance(pair, list) or len(pair) != 2:
             raise ValueError(f"{where}.{op}: expected two selectors [A, B] (A is claimed {op} than B)")
         for i, sel in enumerate(pair):
-            _check_selector(f"{where}.{op}[{i}]", sel, spec)
+            _check_selector(f"{where}.{op}[{i}]", sel, spec, repro=repro)
             _check_one_row(f"{where}.{op}[{i}]", sel, repro, grid)
         if "margin" in cond and not (_is_number(cond["margin"]) and cond["margin"] >= 0):
             raise ValueError(f"{where}.margin: expected a number >= 0 in the metric's raw units")
@@ -195,7 +204,7 @@ def _check_condition(where: str, cond, spec: dict, repro: str, grid: list[dict] 
     if "trend" in cond or "along" in cond:
         _check_keys(where, cond, {"row", "metric", "along", "trend"}, "trend")
         _check_metric(where, cond, spec, repro)
-        _check_selector(f"{where}.row", cond.get("row"), spec, optional=True)
+        _check_selector(f"{where}.row", cond.get("row"), spec, optional=True, repro=repro)
         axes = list(spec.get("axes") or [])
         if cond.get("along") not in axes:
             raise ValueError(f"{where}.along: {cond.get('along')!r} is not an axis of reproductions.{repro} "
@@ -209,7 +218,7 @@ def _check_condition(where: str, cond, spec: dict, repro: str, grid: list[dict] 
         if len(ops) != 1:
             raise ValueError(f"{where}: a threshold needs exactly one of {list(THRESHOLD_OPS)}, got {ops or 'none'}")
         _check_metric(where, cond, spec, repro)
-        _check_selector(f"{where}.row", cond.get("row"), spec)
+        _check_selector(f"{where}.row", cond.get("row"), spec, repro=repro)
         _check_one_row(f"{where}.row", cond.get("row"), repro, grid)
         if not _is_number(cond[ops[0]]):
             raise ValueError(f"{where}.{ops[0]}: expected a number in the metric's raw units")
@@ -245,10 +254,12 @@ def _check_evidence(at: str, entries, reproductions: dict[str, dict], curves: se
             raise ValueError(f"{where}: expected a mapping")
         if kinds[0] == "settled":
             _check_keys(where, spec, {"study", "row", "metric", "split", "last", "within"}, "settled")
-            if curves is not None and spec.get("study") not in curves:
+            if not isinstance(spec.get("study"), str):
+                raise ValueError(f"{where}.study: expected the name of a convergence study, got {spec.get('study')!r}")
+            if curves is not None and spec["study"] not in curves:
                 raise ValueError(f"{where}.study: {spec.get('study')!r} is not a convergence study (one whose "
                                  f"training preset sets eval_every); those are {sorted(curves)}")
-            _check_selector(f"{where}.row", spec.get("row"), {}, optional=True)
+            _check_selector(f"{where}.row", spec.get("row"), {}, optional=True)  # a curve's rows: any preset
             if spec.get("metric", "usage") not in ("usage", "perplexity", "mse"):
                 raise ValueError(f"{where}.metric: a convergence curve has usage, perplexity and mse")
             if spec.get("split", "train") not in ("train", "test"):
@@ -261,8 +272,10 @@ def _check_evidence(at: str, entries, reproductions: dict[str, dict], curves: se
         else:
             _check_keys(where, spec, {"reproduction", "check", "label"}, "sensitivity")
             name = spec.get("reproduction")
-            if name not in reproductions:
+            if not isinstance(name, str) or name not in reproductions:
                 raise ValueError(f"{where}.reproduction: {name!r} is not in reproductions; name one of those")
+            if "label" in spec:
+                _check_prose(f"{where}.label", spec["label"])
             if "check" not in spec:
                 raise ValueError(f"{where}.check: missing; give the condition to evaluate on {name}")
             _check_condition(f"{where}.check", spec["check"], reproductions[name], name, rows.get(name))

@@ -51,6 +51,21 @@ def cmd_validate(args) -> None:
         print(f"vqrepro validate: warning: {message}", file=sys.stderr)
 
 
+def cmd_rehearse(args) -> None:
+    import yaml
+
+    from . import rehearsal
+
+    for paper_config in args.configs or sorted(Path("configs/paper").glob("*.yaml")):
+        cfg = rehearsal.rehearsal_config(paper_config, args.standins)
+        rehearsal.write_standins(cfg, args.standins)
+        out = Path(args.out) / f"{Path(paper_config).stem}.yaml"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(f"# The rehearsal of {paper_config} (python -m vqrepro rehearse; vqrepro/rehearsal.py).\n"
+                       + yaml.safe_dump(cfg, sort_keys=False))
+        print(f"snakemake --cores all --configfile {out}    # writes {cfg['workdir']}/")
+
+
 def cmd_prepare_data(args) -> None:
     from . import data
 
@@ -296,6 +311,11 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--settings", type=_json, required=True)
     q.add_argument("--figure", required=True, help="figure path without suffix (.png and .pdf are written)")
     q.add_argument("--metrics", required=True)
+    q = job("rehearse", cmd_rehearse, "stand-in data and a few-step config for each paper config, to run its "
+            "whole DAG on CPU (vqrepro/rehearsal.py)")
+    q.add_argument("configs", nargs="*", help="paper configs (default: configs/paper/*.yaml)")
+    q.add_argument("--standins", default="scales/rehearsal/data_local", help="where the stand-in data sets go")
+    q.add_argument("--out", default="scales/rehearsal/configs", help="where the rehearsal configs go")
     q = job("weights", cmd_weights, "which pretrained weight files are present, and where missing ones go")
     q.add_argument("--params", default="params.yaml")
     job("quantizers", cmd_quantizers, "list every quantizer method with its source and defaults")

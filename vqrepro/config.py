@@ -269,7 +269,8 @@ def _semantic_check(config: dict, source: str) -> None:
     _check_toys(config, source)
     for i, study in enumerate(config["run_studies"]):
         if study not in config["studies"]:
-            raise ConfigError(f"{source}: run_studies[{i}]: unknown study {study!r} (defined: {sorted(config['studies'])})")
+            raise ConfigError(f"{source}: run_studies[{i}]: unknown study {study!r} (defined: {sorted(config['studies'])}; "
+                              "a paper's own studies are defined in its catalogue: is it listed under papers:?)")
     _check_job_memory(config, source, quantizers)
 
     for name, clf in config["classifiers"].items():

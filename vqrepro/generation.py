@@ -25,7 +25,10 @@ from .prior import bits_per_token, prior_at, sample_tokens
 from .checkpoints import load_model
 
 
-def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tuple[float, float]:
+PR_NEIGHBOURS = 3  # k of the k-NN balls of precision and recall
+
+
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = PR_NEIGHBOURS) -> tuple[float, float]:
     """Improved precision and recall (Kynkäänniemi et al., 2019) with k-NN balls."""
 
     def radii(x: torch.Tensor) -> torch.Tensor:
@@ -38,14 +41,19 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tupl
     return covered(fake, real, radii(real)), covered(real, fake, radii(fake))
 
 
-def feature_scores(classifier, real_feats: torch.Tensor, images: torch.Tensor) -> dict:
+def feature_scores(classifier, real_feats: torch.Tensor, images: torch.Tensor) -> tuple[dict, dict[str, str]]:
+    """(scores, {metric: why it is n/a})."""
     with torch.no_grad():
         fake = classifier.features(images).double().cpu()
     real = real_feats.double()
     fd = metrics.frechet_distance(real.mean(0).numpy(), np.cov(real.numpy(), rowvar=False),
                                   fake.mean(0).numpy(), np.cov(fake.numpy(), rowvar=False))
+    if min(len(real), len(fake)) <= PR_NEIGHBOURS:  # a k-NN ball needs k other points
+        why = (f"precision and recall need more than {PR_NEIGHBOURS} samples and test images (k-NN balls, "
+               f"k = {PR_NEIGHBOURS}); there were {len(fake)} and {len(real)}")
+        return {"fd_classifier": fd, "precision": None, "recall": None}, {"precision": why, "recall": why}
     precision, recall = precision_recall(real.float(), fake.float())
-    return {"fd_classifier": fd, "precision": precision, "recall": recall}
+    return {"fd_classifier": fd, "precision": precision, "recall": recall}, {}
 
 
 @torch.no_grad()
@@ -83,17 +91,18 @@ def evaluate_generation(samples_path: str | Path, prior_path: str | Path, test_t
     k = samples["codebook_size"]
     content = load_tensors(prior_path)
 
-    curve = []
+    curve, missing = [], {}
     for step in sorted(samples["samples"], key=int):
         model = prior_at(content, dev, step)
         tokens, images = samples["samples"][step]["tokens"], samples["samples"][step]["images"]
         row = {"step": int(step), "bits_per_token": bits_per_token(model, test_grid),
                "sample_usage": metrics.codebook_usage(torch.bincount(tokens.flatten(), minlength=k))}
-        row.update(feature_scores(classifier, real_feats, images.to(dev).float() / 255.0))
+        scores, not_available = feature_scores(classifier, real_feats, images.to(dev).float() / 255.0)
+        row.update(scores)
+        missing.update(not_available)
         curve.append(row)
 
     final = dict(curve[-1])
-    missing = {}
     fid_path, reason = weights.find("inception", settings["weights"])
     if fid_path is None:
         final["gfid"] = None

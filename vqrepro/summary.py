@@ -71,6 +71,11 @@ def run_summary(tables: list[str], run_dirs: list[str | Path], scale: str, resul
         lines.append(f"  each failed job's log: {where}logs/runs/<the same path>/train.log")
     elif not succeeded:
         lines.append("  no grid point left a failure record: the failed job's log is named in Snakemake's error above")
-    lines.append(f"  report with every table and figure: snakemake --report {where}results/report.html"
-                 + (" (with the same --configfile)" if where else ""))
+    if where:  # paths given to Snakemake are read inside the workdir, so the same commands serve every scale
+        lines += [f"  report with every table and figure: snakemake --report results/report.html with the same "
+                  f"--configfile (written to {where}results/report.html)",
+                  f"  metrics and figures in DVC: dvc metrics show {where}results/metrics; "
+                  f"dvc plots show {where}results/figures/<name>.png"]
+    else:
+        lines.append("  report with every table and figure: snakemake --report results/report.html")
     return "\n".join(lines)

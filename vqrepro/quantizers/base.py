@@ -202,7 +202,23 @@ def check_choices(settings, **choices: tuple[str, ...]) -> None:
             raise ValueError(f"quantizer setting {name}: {value!r} is not one of {list(allowed)}")
 
 
+def check_count(name: str, value, lowest: int, highest: int, off: int | None = None, why: str = "") -> None:
+    """Raise an error naming the setting unless ``value`` is an integer in lowest..highest, or ``off`` (the
+    value that turns the feature off): a TypeError for a float, bool or text, a ValueError for an integer out
+    of range, both saying what is allowed. ``why``: where the bounds come from, for the message."""
+    integer = isinstance(value, int) and not isinstance(value, bool)
+    if integer and (value == off or lowest <= value <= highest):
+        return
+    allowed = f"{off} (off) or {lowest}..{highest}" if off is not None else f"an integer {lowest}..{highest}"
+    error = ValueError if integer else TypeError
+    raise error(f"quantizer setting {name}: {value!r} is not {allowed}" + (f" ({why})" if why else ""))
+
+
 def _has_type(value, type_name: str) -> bool:
+    if "|" in type_name:  # e.g. "list[int] | None"
+        return any(_has_type(value, option.strip()) for option in type_name.split("|"))
+    if type_name == "None":
+        return value is None
     if isinstance(value, bool):
         return type_name == "bool"
     if type_name.startswith("list"):

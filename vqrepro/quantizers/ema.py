@@ -31,17 +31,24 @@ class EMASettings:
     # 0 = taming-transformers, which kills codes unused in the first batch (module docstring).
     initial_count: float = 1.0
 
+    def __post_init__(self):
+        """Checked when a preset is read (vqrepro.config checks every preset, even one no study uses yet)."""
+        if self.commit_weight < 0:
+            raise ValueError(f"quantizer setting commit_weight must be >= 0, got {self.commit_weight}")
+        if not 0.0 <= self.decay < 1.0:
+            raise ValueError(f"EMA decay must lie in [0, 1), got {self.decay}")
+        if not self.epsilon > 0:  # the Laplace smoothing that keeps an unused code's count above zero
+            raise ValueError(f"quantizer setting epsilon must be > 0, got {self.epsilon}")
+        if self.initial_count < 0:
+            raise ValueError(f"quantizer setting initial_count must be >= 0, got {self.initial_count}")
+
 
 class EMAQuantizer(Quantizer):
     Settings = EMASettings
     paper = "VQ-VAE EMA update (van den Oord et al., 2017); VQGAN-EMA in NS-VQ Tables 2-4"
 
     def __init__(self, codebook_size: int, code_dim: int, settings: EMASettings):
-        super().__init__(codebook_size, code_dim, settings)
-        if not 0.0 <= settings.decay < 1.0:
-            raise ValueError(f"EMA decay must lie in [0, 1), got {settings.decay}")
-        if settings.initial_count < 0:
-            raise ValueError(f"quantizer setting initial_count must be >= 0, got {settings.initial_count}")
+        super().__init__(codebook_size, code_dim, settings)  # settings checked when made (EMASettings.__post_init__)
         codebook = torch.randn(codebook_size, code_dim)
         self.register_buffer("codebook", codebook)
         self.register_buffer("cluster_size", torch.full((codebook_size,), float(settings.initial_count)))

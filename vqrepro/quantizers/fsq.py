@@ -20,7 +20,7 @@ codebook and no auxiliary loss.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -42,14 +42,26 @@ RECOMMENDED_LEVELS: dict[int, list[int]] = {
 BOUND_EPS = 1e-3
 
 
-def resolve_levels(levels: list[int], codebook_size: int) -> list[int]:
-    """The levels to use for codebook size K: the given ones (prod must be K) or the paper's table."""
-    if levels:
-        if any(not isinstance(l, int) or isinstance(l, bool) or l < 3 for l in levels):
-            raise ValueError(
-                f"setting 'levels' of fsq must be integers >= 3, got {levels} "
-                "(a level count of 2 cannot be zero-centred by the FSQ bound)"
-            )
+def check_levels(levels: list[int] | None) -> None:
+    """Levels that make a grid at all: None (the paper's table), or one level count >= 3 per channel."""
+    if levels is None:
+        return
+    if not isinstance(levels, list) or not levels:
+        raise ValueError(
+            f"setting 'levels' of fsq: {levels!r} gives no channel; leave it out (or null) for the FSQ paper's "
+            "levels for K, or list one level count (>= 3) per channel with prod(levels) == K"
+        )
+    if any(not isinstance(l, int) or isinstance(l, bool) or l < 3 for l in levels):
+        raise ValueError(
+            f"setting 'levels' of fsq must be integers >= 3, got {levels} "
+            "(a level count of 2 cannot be zero-centred by the FSQ bound)"
+        )
+
+
+def resolve_levels(levels: list[int] | None, codebook_size: int) -> list[int]:
+    """The levels to use for codebook size K: the given ones (prod must be K) or, for None, the paper's table."""
+    if levels is not None:
+        check_levels(levels)
         if math.prod(levels) != codebook_size:
             raise ValueError(
                 f"setting 'levels' of fsq: prod({levels}) = {math.prod(levels)} must equal the codebook size K = {codebook_size}"
@@ -61,21 +73,26 @@ def resolve_levels(levels: list[int], codebook_size: int) -> list[int]:
             return list(recommended)
         if codebook_size == target:  # 2^12 -> [7, 5, 5, 5, 5] has 4375 > 4096 codes: indices would overflow K
             raise ValueError(
-                f"setting 'levels' of fsq is empty and the FSQ paper's levels for K = {target} are {recommended}, "
+                f"setting 'levels' of fsq is not set and the FSQ paper's levels for K = {target} are {recommended}, "
                 f"with {size} > {target} codes; use codebook size {size} or set 'levels' explicitly with prod(levels) == K"
             )
     table = ", ".join(f"{math.prod(l)} or {t} -> {l}" if math.prod(l) <= t else f"{math.prod(l)} -> {l}"
                       for t, l in RECOMMENDED_LEVELS.items())
     raise ValueError(
-        f"setting 'levels' of fsq is empty and the FSQ paper recommends no levels for codebook size K = {codebook_size}; "
+        f"setting 'levels' of fsq is not set and the FSQ paper recommends no levels for codebook size K = {codebook_size}; "
         f"recommended: {table}. Set 'levels' explicitly with prod(levels) == K"
     )
 
 
 @dataclass
 class FSQSettings:
-    # Levels per channel; prod(levels) must equal K. Empty: the FSQ paper's recommendation for K.
-    levels: list[int] = field(default_factory=list)
+    # Levels per channel, each >= 3; prod(levels) must equal K. None (left out): the FSQ paper's
+    # recommendation for K. An empty list is refused: it would read as "no channels", not "not given".
+    levels: list[int] | None = None
+
+    def __post_init__(self):
+        """Checked when a preset is read; that prod(levels) is K waits for K (FSQQuantizer)."""
+        check_levels(self.levels)
 
 
 class FSQQuantizer(Quantizer):
@@ -84,7 +101,7 @@ class FSQQuantizer(Quantizer):
 
     def __init__(self, codebook_size: int, code_dim: int, settings: FSQSettings):
         super().__init__(codebook_size, code_dim, settings)
-        levels = resolve_levels(list(settings.levels), codebook_size)
+        levels = resolve_levels(settings.levels, codebook_size)
         self.levels = levels
         #: codes in the grid: K, or prod(levels) < K when K is a table target such as 2^10
         self.num_codes = math.prod(levels)

@@ -41,13 +41,35 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import affine as affine_module
-from .base import Quantizer, QuantizerOutput, check_choices, straight_through
+from .base import Quantizer, QuantizerOutput, check_choices, check_count, straight_through
 from .kmeans import kmeans
 from .replacement import LRUReplacement
 from .search import DEFAULT_MAX_ELEMENTS, distance_chunks, nearest_code
 
 INITS = ("uniform", "normal", "kaiming", "kmeans")
 ESTIMATORS = ("ste", "rotation")
+DISTANCES = ("l2", "cosine")
+# Upper bounds of the step counts per batch. The STE paper's Table 10 uses 1 to 8 of each. Every inner
+# or outer step is a whole optimiser step, so 1000 already makes one training step cost ~1000 steps, and
+# the batch they split (train.py: the batch's tokens over the inner steps, its images over the outer ones)
+# rarely has more parts to give; 10^12 would, in effect, never finish a step.
+MAX_INNER_STEPS = 1000
+MAX_OUTER_STEPS = 1000
+# setting -> (lowest, highest, the value that is off (0: joint training; there is no other switch for
+# alternating optimisation), where the bounds come from)
+STEP_COUNTS = {
+    "inner_steps": (1, MAX_INNER_STEPS, 0,
+                    "codebook steps before each task step; the STE paper's Table 10 uses 1 to 8"),
+    "outer_steps": (1, MAX_OUTER_STEPS, None,
+                    "task steps per batch, 1: one; the STE paper's Table 10 uses 1 to 8"),
+}
+
+
+def check_step_counts(values: dict) -> None:
+    """The step counts among ``values``, with a message that says the counts allowed (even for 1.5 or true)."""
+    for name, (lowest, highest, off, why) in STEP_COUNTS.items():
+        if name in values:
+            check_count(name, values[name], lowest, highest, off, why)
 
 
 @dataclass
@@ -65,7 +87,7 @@ class VQSettings:
     affine_lr_scale: float = 1.0    # "a" of the learnable variant (paper: 2 to 10)
     affine_momentum: float = 0.1    # "m" of the EMA variant (paper: 0.01 to 0.1)
     sync_nu: float = 0.0
-    inner_steps: int = 0
+    inner_steps: int = 0            # codebook steps per task step (alternating optimisation); 0: off, joint training
     outer_steps: int = 1            # task steps per batch on even sub-batches (Table 10); >= 1
     replace_after: int = 0          # LRU timeout in steps; 0 disables (paper: 20)
     replace_noise: float = 0.01
@@ -76,24 +98,39 @@ class VQSettings:
     # 0 keeps tau fixed. SQ-VAE's official schedule is 1e-5 (the paper states no value).
     stochastic_decay: float = 0.0
 
+    def __post_init__(self):
+        """Checked when a preset is read (vqrepro.config checks every preset, even one no study uses yet)."""
+        check_choices(self, init=INITS, estimator=ESTIMATORS, affine=affine_module.MODES, distance=DISTANCES)
+        check_step_counts(vars(self))
+        for name in ("commit_weight", "codebook_weight", "sync_nu"):  # a negative weight pulls the other way
+            if getattr(self, name) < 0:
+                raise ValueError(f"quantizer setting {name} must be >= 0, got {getattr(self, name)}")
+        if not self.affine_lr_scale > 0:
+            raise ValueError(f"quantizer setting affine_lr_scale must be > 0 (paper: 2 to 10), "
+                             f"got {self.affine_lr_scale}")
+        if not 0.0 < self.affine_momentum <= 1.0:
+            raise ValueError(f"quantizer setting affine_momentum must lie in (0, 1], got {self.affine_momentum}")
+        if self.replace_after < 0 or self.kmeans_iters < 0:
+            raise ValueError("quantizer settings replace_after and kmeans_iters must be >= 0, "
+                             f"got {self.replace_after}, {self.kmeans_iters}")
+        if self.stochastic_temperature < 0 or self.stochastic_decay < 0:
+            raise ValueError(f"quantizer settings stochastic_temperature and stochastic_decay must be >= 0, "
+                             f"got {self.stochastic_temperature}, {self.stochastic_decay}")
+
 
 class VectorQuantizer(Quantizer):
     Settings = VQSettings
     paper = ("VQ-VAE (van den Oord et al., 2017); add-ons from Huh et al., 'Straightening Out the "
              "Straight-Through Estimator' (ICML 2023), Secs. 3-5")
 
+    @classmethod
+    def settings_from(cls, values: dict) -> VQSettings:
+        check_step_counts(values)  # before the generic type check, whose message would not give the range
+        return super().settings_from(values)
+
     def __init__(self, codebook_size: int, code_dim: int, settings: VQSettings):
         super().__init__(codebook_size, code_dim, settings)
-        s = settings
-        check_choices(s, init=INITS, estimator=ESTIMATORS, affine=affine_module.MODES, distance=("l2", "cosine"))
-        if s.inner_steps < 0 or s.replace_after < 0 or s.kmeans_iters < 0:
-            raise ValueError("quantizer settings inner_steps, replace_after and kmeans_iters must be >= 0")
-        if s.outer_steps < 1:
-            raise ValueError(f"quantizer setting outer_steps must be >= 1 (1 = one task step per batch), "
-                             f"got {s.outer_steps}")
-        if s.stochastic_temperature < 0 or s.stochastic_decay < 0:
-            raise ValueError(f"quantizer settings stochastic_temperature and stochastic_decay must be >= 0, "
-                             f"got {s.stochastic_temperature}, {s.stochastic_decay}")
+        s = settings  # its values were checked when it was made (VQSettings.__post_init__)
         self.codebook = nn.Parameter(self._initial_codebook(codebook_size, code_dim, s.init))
         self.affine = (None if s.affine == "none"
                        else affine_module.AffineReparam(code_dim, s.affine, s.affine_lr_scale, s.affine_momentum))

@@ -35,9 +35,15 @@ SETTINGS_DIR = Path(".snakemake/vqrepro/settings")
 METADATA_DIR = Path(".snakemake/metadata")
 
 
+# Issue 22 renamed these training presets with the studies of the same name.
+ISSUE_22_TRAINING = {old: ISSUE_22[old] for old in ("mnist_nsvq_convergence", "mnist_nsvq_lr_sensitivity",
+                                                     "mnist_cvq_convergence", "photo_convergence", "digits_convergence")}
+STUDY_FIELDS = ("study", "tokenizer_study")  # the keys of a settings slice whose value names a study
+
+
 class Renamer:
-    def __init__(self, mapping: dict[str, str]):
-        self.mapping = mapping
+    def __init__(self, mapping: dict[str, str], training: dict[str, str] | None = None):
+        self.mapping, self.training = mapping, training or {}
         names = "|".join(re.escape(old) for old in sorted(mapping, key=len, reverse=True))
         self.word = re.compile(rf"(?<![A-Za-z0-9_])({names})(?![A-Za-z0-9_])")  # the name as a whole word
         suffixes = "|".join(re.escape(s) for s in REPORT_SUFFIXES)
@@ -49,13 +55,19 @@ class Renamer:
     def text(self, text: str) -> str:
         return self.path(self.word.sub(lambda m: self.mapping[m.group(1)], text))
 
-    def value(self, value):
-        """A settings slice with every name renamed (keys and strings)."""
+    def value(self, value, key: str | None = None):
+        """A settings slice with the study names renamed where a name means a study: the value of a
+        study field, a key of a convergence study's ``followers``; a model or preset that happens to
+        share the name is left as it is (training presets only where ``training`` renames them)."""
         if isinstance(value, dict):
-            return {self.text(k): self.value(v) for k, v in value.items()}
+            return {(self.mapping.get(k, k) if key == "followers" else k): self.value(v, k) for k, v in value.items()}
         if isinstance(value, list):
-            return [self.value(v) for v in value]
-        return self.text(value) if isinstance(value, str) else value
+            return [self.value(v, key) for v in value]
+        if isinstance(value, str) and key in STUDY_FIELDS:
+            return self.mapping.get(value, value)
+        if isinstance(value, str) and key == "training":
+            return self.training.get(value, value)
+        return value
 
 
 def settings_path(text: str) -> Path:
@@ -120,8 +132,8 @@ def rewrite_metadata(renamer: Renamer) -> int:
 def main(argv: list[str]) -> None:
     if any("=" not in arg for arg in argv):
         sys.exit("usage: python scripts/rename_studies.py [old=new ...]  (no arguments: the renames of issue 22)")
-    mapping = dict(arg.split("=", 1) for arg in argv) or ISSUE_22
-    renamer = Renamer(mapping)
+    mapping = dict(arg.split("=", 1) for arg in argv)
+    renamer = Renamer(mapping) if mapping else Renamer(ISSUE_22, ISSUE_22_TRAINING)
     moved, rewritten = move_files(renamer), rewrite_metadata(renamer)
     print(f"rename_studies: moved {moved} files or folders and rewrote {rewritten} job records "
           f"({len(mapping)} studies). Next: `snakemake -n` should plan nothing; `dvc commit reproduce` records runs/.")

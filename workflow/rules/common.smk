@@ -1,6 +1,7 @@
 # Shared by every rule: the validated config, the grid, and the settings slice of each job.
 import hashlib
 import json
+import os
 from pathlib import Path
 import re
 import sys
@@ -40,10 +41,12 @@ if missing_data and is_dry_run():
 elif missing_data:
     sys.exit(f"vqrepro: invalid configuration: {missing_data[0]}")
 places.relocated(config, Path.cwd())
-Path(PLACE).mkdir(parents=True, exist_ok=True)
-
-
-workdir: PLACE
+if PLACE != ".":
+    # Not Snakemake's `workdir:` directive: --directory silently overrides it, and a smoke or paper run
+    # started with --directory must still write apart from that folder's mini results. Jobs spawned on a
+    # cluster parse this file again from the launch folder (or the same --directory) and land here too.
+    Path(PLACE).mkdir(parents=True, exist_ok=True)
+    os.chdir(PLACE)
 
 
 def one_of(names):

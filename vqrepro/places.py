@@ -4,7 +4,8 @@ The mini scale is what the repository ships: its data/, runs/, results/ and logs
 repository's root. Every other config writes the same four folders (and Snakemake's records)
 under its own ``workdir``: by default ``scales/<scale>/``, and each configs/paper/*.yaml names
 its own ``scales/paper/<config>/`` so that two paper configs never share results either.
-The Snakefile switches to that folder (Snakemake's ``workdir:``) before any rule runs.
+workflow/rules/common.smk changes into that folder before any rule runs (``os.chdir``, not Snakemake's
+``workdir:`` directive, which ``--directory`` would silently override).
 """
 from __future__ import annotations
 

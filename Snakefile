@@ -7,7 +7,7 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-# Absolute: the workdir: of a scale other than mini (workflow/rules/common.smk) must not hide it from the report.
+# Absolute: a scale other than mini runs in its own folder (workflow/rules/common.smk), and the report re-reads it.
 configfile: str(Path("params.yaml").resolve())
 
 

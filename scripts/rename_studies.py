@@ -20,6 +20,8 @@ import re
 import sys
 from pathlib import Path
 
+from vqrepro.runs import SETTINGS_DIR, settings_path
+
 # Issue 22: studies were named by their mini data set; they are now named by what they reproduce.
 ISSUE_22 = {
     "mnist_nsvq_d3_convergence": "nsvq_d3_convergence", "mnist_nsvq_lr_sensitivity": "nsvq_lr_sensitivity",
@@ -31,7 +33,6 @@ ISSUE_22 = {
 }
 # The file names a study's reports write: results/{tables,figures,metrics}/<study><suffix>.
 REPORT_SUFFIXES = ("_over_steps", "_usage_vs_codebook_size", ".")
-SETTINGS_DIR = Path(".snakemake/vqrepro/settings")
 METADATA_DIR = Path(".snakemake/metadata")
 
 
@@ -70,22 +71,16 @@ class Renamer:
         return value
 
 
-def settings_path(text: str) -> Path:
-    """The name vqrepro's workflow gives a settings slice (workflow/rules/common.smk, settings_file)."""
-    import hashlib
-    return SETTINGS_DIR / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
-
-
 def renamed_settings(param: str, renamer: Renamer) -> str:
     """A job's params entry naming a settings slice -> the renamed slice's file (written here)."""
     old = Path(param.strip("'\""))
-    if old.parent != SETTINGS_DIR or not old.exists():
+    if old.parent != Path(SETTINGS_DIR) or not old.exists():
         return param
     text = old.read_text().strip()
     data = json.loads(text)
     was_sorted = text == json.dumps(data, sort_keys=True, separators=(",", ":"))
     new_text = json.dumps(renamer.value(data), sort_keys=was_sorted, separators=(",", ":"))
-    new = settings_path(new_text)
+    new = Path(settings_path(new_text))
     new.write_text(f"{new_text}\n")
     return param.replace(str(old), str(new))
 

@@ -23,12 +23,10 @@ import os
 import re
 from dataclasses import dataclass
 
-import jsonschema
 import pytest
 import yaml
 
-from vqrepro import config as config_module
-from vqrepro.config import SCHEMA_PATH, ConfigError, _key, check
+from vqrepro.config import SCHEMA_PATH, ConfigError, _key, check, schema_validator
 
 SOURCE = "params.yaml"
 SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())
@@ -179,36 +177,6 @@ def names_the_key(message: str, path: tuple) -> bool:
     return _mentions(message, holder) and re.search(rf"\b{re.escape(str(child))}\b", message) is not None
 
 
-@functools.cache
-def _schema_validator() -> jsonschema.Draft7Validator:
-    return jsonschema.Draft7Validator(SCHEMA)
-
-
-class _SchemaParsedOnce:
-    """Stands in for the yaml module in vqrepro.config, parsing params.schema.yaml's text once: check()
-    parses it on every call (0.1 s, a third of a call). The schema check itself still runs on every
-    mutant; only re-reading the same file is saved."""
-
-    schema_text = SCHEMA_PATH.read_text()
-
-    def __getattr__(self, name):
-        return getattr(yaml, name)
-
-    @functools.cached_property
-    def _schema(self):
-        return yaml.safe_load(self.schema_text)
-
-    def safe_load(self, text):
-        return self._schema if text == self.schema_text else yaml.safe_load(text)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def schema_parsed_once():
-    patch = pytest.MonkeyPatch()
-    patch.setattr(config_module, "yaml", _SchemaParsedOnce())
-    yield
-    patch.undo()
-
 
 @pytest.fixture(scope="module")
 def config_tree(params) -> dict:
@@ -232,7 +200,7 @@ def misbehaviour(config: dict, mutant: Mutant) -> str | None:
     except Exception as err:  # noqa: BLE001  (a traceback instead of a message: the defect looked for)
         return f"raised {type(err).__name__}: {str(err)[:200]}"
     if message is None:
-        if not _schema_validator().is_valid(changed):
+        if not schema_validator().is_valid(changed):
             return "accepted, but the schema refuses it"
         # a null means unset: a value of any type may replace it
         if mutant.kind in TYPE_CHANGES and original(config, mutant.path) is not None and not (

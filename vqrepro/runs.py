@@ -40,6 +40,17 @@ CLASSIFIER = "classifier.pt"
 CLASSIFIER_METRICS = "classifier_metrics.json"
 
 
+# A job's settings slice is a file named by its content (workflow/rules/common.smk, settings_file).
+SETTINGS_DIR = ".snakemake/vqrepro/settings"
+
+
+def settings_path(text: str) -> str:
+    """Where the settings slice whose JSON is ``text`` is kept."""
+    import hashlib
+
+    return f"{SETTINGS_DIR}/{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+
+
 def run_file(run: str, name: str) -> str:
     """The path of file ``name`` in run folder ``run`` (a pattern or a key's path): runs/<run>/<name>."""
     return f"{RUNS_DIR}/{run}/{name}"

@@ -1,5 +1,4 @@
 # Shared by every rule: the validated config, the grid, and the settings slice of each job.
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -73,9 +72,6 @@ def run_key(wildcards):
     return runs.RunKey.from_wildcards(wildcards)
 
 
-SETTINGS_DIR = Path(".snakemake/vqrepro/settings")
-
-
 def settings_file(settings, sort_keys=True):
     """A job's settings slice, as a file named by its content; the job's params hold that path.
 
@@ -85,10 +81,10 @@ def settings_file(settings, sort_keys=True):
     ``sort_keys=False`` keeps the order of params.yaml where it means something (a paper's rows).
     """
     text = json.dumps(settings, sort_keys=sort_keys, separators=(",", ":"))
-    path = SETTINGS_DIR / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
-    if not path.exists():
+    path = runs.settings_path(text)
+    if not Path(path).exists():
         write_text(path, f"{text}\n")
-    return str(path)
+    return path
 
 
 def train_settings_file(wildcards):

@@ -173,7 +173,7 @@ def test_editing_an_image_makes_snakemake_prepare_again_and_retrain(tmp_path, pa
     assert settings == cfg["datasets"]["faces"]  # the fingerprint steers Snakemake; it is no data setting
     repaint(tmp_path / "faces" / "sub" / "4.png")
     plan = snakemake(work, "-n", *targets)
-    assert planned_jobs(plan) == {"prepare_data": 1, "train_tokenizer": 1}, plan.stdout  # faces only, not digits
+    assert planned_jobs(plan) == {"prepare_data": 1, "train_tokenizer": 1, "read_tokenizer_run": 1}, plan.stdout  # faces only
     assert "dataset=faces" in plan.stdout and "dataset=digits" not in plan.stdout
 
 

@@ -196,7 +196,9 @@ def test_renaming_a_study_moves_its_runs_and_retrains_nothing(workdir, params):
     assert planned_jobs(snakemake(workdir, "-n")) == {}
     (workdir / "params.yaml").write_text(yaml.safe_dump(renamed))
     try:
-        assert planned_jobs(snakemake(workdir, "-n")).get("train_tokenizer") == 8  # without the move: retrain all
+        unmoved = planned_jobs(snakemake(workdir, "-n"))  # without the move: trained runs shared, readings and stage 2 redone
+        assert "train_tokenizer" not in unmoved and unmoved.get("read_tokenizer_run") == 8, unmoved
+        assert unmoved.get("train_prior") == 4
         moved = subprocess.run([sys.executable, str(REPO / "scripts" / "rename_studies.py"), "tiny=tiny_renamed"],
                                capture_output=True, text=True, cwd=workdir)
         assert moved.returncode == 0, moved.stderr

@@ -78,7 +78,8 @@ def cmd_train(args) -> None:
 
     if (args.evaluate is None) != (args.metrics is None):
         raise SystemExit("vqrepro train: error: --evaluate and --metrics go together (evaluation settings, metrics.json path)")
-    ckpt = train_tokenizer(args.settings, args.data, args.out, threads=args.threads, device=args.device)
+    ckpt = train_tokenizer(args.settings, args.data, args.out, threads=args.threads, device=args.device,
+                           readings=args.readings, evaluation=args.evaluate)
     if args.evaluate is not None:  # in the same process: a second job would pay the torch import again
         from .evaluate import evaluate_tokenizer
 
@@ -250,6 +251,9 @@ def parser() -> argparse.ArgumentParser:
             q.add_argument("--evaluate", type=_json, default=None, metavar="SETTINGS",
                            help="evaluation settings: evaluate the trained tokenizer in the same process")
             q.add_argument("--metrics", default=None, help="where the evaluation goes (with --evaluate)")
+            q.add_argument("--readings", type=_json, default=None, metavar="READINGS",
+                           help="snapshot, measurement and log steps of a run shared by several studies "
+                                "(vqrepro/sharing.py; default: the run's own eval_every and log_every)")
     q = job("encode-tokens", cmd_encode_tokens, "write the token grids of one split for one tokenizer")
     q.add_argument("--ckpt", required=True)
     q.add_argument("--data", required=True)

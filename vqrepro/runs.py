@@ -1,7 +1,9 @@
 """A run's identity: its key, its folder, and the name of every file it writes.
 
 One place for these, so the rules, the training loop, the report and the summary agree.
-A tokenizer run lives in ``runs/<study>/<dataset>/<quantizer>/<point>/seed<s>/``, a prior
+A tokenizer run lives in ``runs/<study>/<dataset>/<quantizer>/<point>/seed<s>/``: a reading of
+the trained run in ``runs/trained/<dataset>/<name>/`` that every study needing the same weights
+shares (vqrepro/sharing.py), with the same files as that run at the study's step. A prior
 trained on its tokens in ``prior_<prior>_seed<s>/`` below it, a classifier used to score
 samples in ``runs/classifiers/<dataset>/<classifier>/``. The patterns below are Snakemake
 wildcard patterns; the keys fill them in. This module imports nothing heavy: the Snakefile
@@ -19,6 +21,7 @@ RUNS_DIR = "runs"
 TOKENIZER_RUN = "{study}/{dataset}/{quantizer}/{point}/seed{seed}"
 PRIOR_FOLDER = "prior_{prior}_seed{prior_seed}"  # below its tokenizer's run
 PRIOR_RUN = f"{TOKENIZER_RUN}/{PRIOR_FOLDER}"
+TRAINED_RUN = "trained/{dataset}/{trained}"  # vqrepro/sharing.py: TrainedRun.path
 CLASSIFIER_RUN = "classifiers/{dataset}/{classifier}"
 POINT_PATTERN = r"K\d+_D\d+(_B\d+)?"  # the run folder of one (K, D[, batch size]) point
 
@@ -64,6 +67,10 @@ def log_file(run: str, name: str) -> str:
 # The rules' wildcard patterns of one file in each kind of run folder.
 def in_tokenizer_run(name: str) -> str:
     return run_file(TOKENIZER_RUN, name)
+
+
+def in_trained_run(name: str) -> str:
+    return run_file(TRAINED_RUN, name)
 
 
 def in_prior_run(name: str) -> str:

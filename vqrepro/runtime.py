@@ -7,6 +7,7 @@ import os
 import platform
 import random
 import subprocess
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -37,6 +38,21 @@ def configure(threads: int, seed: int, device: str = "auto") -> torch.device:
         torch.backends.cudnn.deterministic = True
         torch.use_deterministic_algorithms(True, warn_only=True)
     return device
+
+
+@contextmanager
+def random_state_kept():
+    """Run a block (a measurement or an evaluation in the middle of training) without moving any
+    random state: Python's, NumPy's and torch's (CPU and CUDA). A run that measures along the way
+    then trains exactly as one that does not, which is what lets studies share runs (vqrepro/sharing.py)."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=cuda):
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
 
 
 def _git(*args: str) -> str | None:

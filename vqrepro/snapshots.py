@@ -27,10 +27,12 @@ def measure_split(model, split, batch_size: int, device: torch.device, with_mse:
     mse = metrics.RunningMean()
     for start in range(0, len(split), batch_size):
         x = split.batch(torch.arange(start, min(start + batch_size, len(split)))).to(device)
-        output, quantized = model(model.images_in(x))
-        counts += torch.bincount(quantized.indices.flatten().cpu(), minlength=k)
         if with_mse:
+            output, quantized = model(model.images_in(x))
             mse.add(metrics.mse_per_image(model.images_out(output), x))
+        else:  # counts only: the same codes without the decoder (or classifier head), about half the work
+            quantized = model.quantize(model.images_in(x))
+        counts += torch.bincount(quantized.indices.flatten().cpu(), minlength=k)
     model.train(was_training)
     out = {"usage": metrics.codebook_usage(counts), "perplexity": metrics.perplexity(counts),
            "codes_used": int((counts > 0).sum()), "tokens": int(counts.sum())}

@@ -9,10 +9,17 @@ The run folder receives ``ckpt.pt`` (final weights, checksummed), ``train_log.cs
 steps; only the header when that is 0) and, while training, ``resume.pt``: a job killed and started again continues from
 it and, on the CPU with a fixed seed, ends with the same weights as an
 uninterrupted run.
+
+A run shared by several studies (vqrepro/sharing.py) is trained once with ``readings``: it
+measures and logs at the steps any of them asks for and, at every shorter study's step, leaves
+a snapshot (``snapshots/step<N>/``: weights, checksum and, with ``evaluation``, metrics.json)
+that vqrepro/readings.py copies out. Measurements and evaluations inside the loop keep every
+random state as it was, so they change nothing about the weights that follow.
 """
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -26,10 +33,11 @@ from .data import load_split
 from .errors import NonFiniteLossError
 from .io import save_tensors, write_text
 from .models import VQVAE, VQClassifier
-from .runs import CHECKPOINT, CONVERGENCE, FAILURE_RECORD, RESUME, TRAIN_LOG, record_failure
+from .readings import snapshot_dir
+from .runs import CHECKPOINT, CONVERGENCE, FAILURE_RECORD, METRICS, RESUME, TRAIN_LOG, record_failure
 from .snapshots import measure_split
 from .tasks import task_for
-from .training_settings import TrainingSettings
+from .training_settings import TrainingSettings, every
 
 CONVERGENCE_COLUMNS = ["step", "split", "usage", "perplexity", "mse", "codes_used", "tokens"]
 
@@ -64,8 +72,32 @@ def alternating_codebook_steps(model: VQVAE | VQClassifier, images: torch.Tensor
         codebook_optimizer.step()
 
 
-def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, threads: int = 1, device: str = "auto") -> Path:
+def default_readings(schedule: TrainingSettings) -> dict:
+    """A run read by itself alone: no snapshots; it measures and logs at its own intervals and at its end."""
+    return {"snapshots": [], "measure_at": every(schedule.eval_every, schedule.steps),
+            "log_at": every(schedule.log_every, schedule.steps)}
+
+
+def _snapshots_missing(out_dir: Path, snapshots: list[int], up_to: int) -> list[int]:
+    return [n for n in snapshots if n <= up_to and not (snapshot_dir(out_dir, n) / CHECKPOINT).exists()]
+
+
+def _weights(model, settings: dict, step: int, in_channels: int, num_classes: int, began: float) -> dict:
+    """What ckpt.pt holds: the weights at ``step`` with the settings of a run that stops there."""
+    at_step = {**settings, "training": {**settings["training"], "steps": step}}
+    return {"model": model.state_dict(), "in_channels": in_channels, "num_classes": num_classes,
+            "settings": json.dumps(at_step, sort_keys=True), "settings_hash": runtime.settings_hash(at_step),
+            "steps": step, "train_seconds": time.time() - began}
+
+
+def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, threads: int = 1, device: str = "auto",
+                    readings: dict | None = None, evaluation: dict | None = None) -> Path:
+    """Train one run; ``readings`` (TrainedRun.readings_settings()) lists its snapshot, measurement
+    and log steps, ``evaluation`` the settings each snapshot is evaluated with (the final
+    checkpoint is evaluated by the caller)."""
     schedule = TrainingSettings.from_dict(settings["training"])
+    readings = readings or default_readings(schedule)
+    snapshots, measure_at, log_at = set(readings["snapshots"]), set(readings["measure_at"]), set(readings["log_at"])
     out_dir = Path(out_dir)
     resume_path, final_path = out_dir / RESUME, out_dir / CHECKPOINT
     digest = runtime.settings_hash(settings)
@@ -79,10 +111,17 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
 
     state = resume(resume_path, digest, model, optimizer, codebook_optimizer)
     start = state["step"] if state else 0
+    if start and _snapshots_missing(out_dir, readings["snapshots"], start):
+        print(f"{out_dir}: snapshots {_snapshots_missing(out_dir, readings['snapshots'], start)} of the resumed "
+              "run are gone; training from step 0", file=sys.stderr)
+        discard_resume(resume_path)
+        return train_tokenizer(settings, data_dir, out_dir, threads, device, readings, evaluation)
+    if not start:  # snapshots of an earlier attempt or of other readings
+        shutil.rmtree(out_dir / "snapshots", ignore_errors=True)
 
     log = TrainLog(out_dir / TRAIN_LOG, state)
     curve = TrainLog(out_dir / CONVERGENCE, state, key="curve_rows")
-    test_split = load_split(data_dir, "test") if schedule.eval_every else None
+    test_split = load_split(data_dir, "test") if measure_at else None
     steps_per_epoch = len(train_split) // schedule.batch_size
     steps = schedule.steps
     model.train()
@@ -120,16 +159,25 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
             optimizer.step()
         model.quantizer.on_step(step)
         done = step + 1
-        if done % schedule.log_every == 0 or done == steps:
+        if done in log_at:
             row = {"step": done, "loss": loss.item(), task.log_name: task_loss.item()}
             row.update({name: value.item() for name, value in sorted(out.losses.items())})
             row.update(out.stats)
             log.add(row)
             bar.set_postfix(loss=f"{row['loss']:.4f}", usage=f"{out.stats['batch_usage']:.2f}", refresh=False)
-        if schedule.eval_every and (done % schedule.eval_every == 0 or done == steps):
-            for name, split in (("train", train_split), ("test", test_split)):
-                measured = measure_split(model, split, 256, dev, with_mse=task.measures_mse)
-                curve.add({"step": done, "split": name, **{c: measured.get(c, "") for c in CONVERGENCE_COLUMNS[2:]}})
+        if done in measure_at:
+            with runtime.random_state_kept():
+                for name, split in (("train", train_split), ("test", test_split)):
+                    measured = measure_split(model, split, 256, dev, with_mse=task.measures_mse)
+                    curve.add({"step": done, "split": name, **{c: measured.get(c, "") for c in CONVERGENCE_COLUMNS[2:]}})
+        if done in snapshots:
+            snapshot = snapshot_dir(out_dir, done)
+            save_tensors(snapshot / CHECKPOINT, _weights(model, settings, done, in_channels, task.num_classes, began))
+            if evaluation is not None:
+                from .evaluate import evaluate_tokenizer
+
+                with runtime.random_state_kept():
+                    evaluate_tokenizer(snapshot / CHECKPOINT, data_dir, snapshot / METRICS, evaluation, threads, device)
         if done % schedule.checkpoint_every == 0 and done < steps:
             log.flush()
             curve.flush()
@@ -137,12 +185,9 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
                         curve_rows=curve.rows)
     log.flush()
     curve.flush()
-    if not curve.rows:  # eval_every 0: no snapshots asked for, but the rule's output exists
+    if not curve.rows:  # no measurements asked for, but the rule's output exists
         write_text(curve.path, ",".join(CONVERGENCE_COLUMNS) + "\n")
-    save_tensors(final_path, {
-        "model": model.state_dict(), "in_channels": in_channels, "num_classes": task.num_classes, "settings": json.dumps(settings, sort_keys=True),
-        "settings_hash": digest, "steps": steps, "train_seconds": time.time() - began,
-    })
+    save_tensors(final_path, _weights(model, settings, steps, in_channels, task.num_classes, began))
     discard_resume(resume_path)
     (out_dir / FAILURE_RECORD).unlink(missing_ok=True)
     return final_path

@@ -57,6 +57,12 @@ class TrainingSettings:
         return self.lr * self.lr_decay_per_epoch ** (step // steps_per_epoch)
 
 
+def every(interval: int, last: int) -> list[int]:
+    """The steps a loop with this interval acts at: multiples of ``interval`` up to ``last``, and ``last``
+    (none for interval 0, as ``eval_every: 0``)."""
+    return sorted({*range(interval, last + 1, interval), last}) if interval else []
+
+
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)  # JSON's true is no step count
 

@@ -3,13 +3,15 @@ import json
 import os
 from pathlib import Path
 import re
+import shutil
 import sys
 import time
 from types import SimpleNamespace
 
 from vqrepro import config as vqconfig
-from vqrepro import places, runs
+from vqrepro import places, runs, sharing
 from vqrepro.io import write_text
+from vqrepro.readings import read_run_from_file
 from vqrepro.summary import claim_counts_text, failed_points, run_summary
 
 CONFIG_SOURCE = "params.yaml (with any --configfile overrides)"
@@ -66,6 +68,7 @@ wildcard_constraints:
     quantizer=r"[A-Za-z0-9_]+",
     point=runs.POINT_PATTERN,
     seed=r"\d+",
+    trained=r"[A-Za-z0-9_]+",
 
 
 def run_key(wildcards):
@@ -87,8 +90,52 @@ def settings_file(settings, sort_keys=True):
     return path
 
 
-def train_settings_file(wildcards):
-    return settings_file(vqconfig.train_settings(config, run_key(wildcards)))
+# Which trained run each grid point reads (vqrepro/sharing.py), planned once from the run's studies.
+READINGS = sharing.plan(config)
+TRAINED = sharing.trained_runs(READINGS)
+
+
+def reading_of(key):
+    """A grid point's reading; one outside the run's studies (a target named by hand) trains on its own."""
+    if key not in READINGS:
+        READINGS[key] = sharing.plan_keys(config, [key])[key]
+        TRAINED[READINGS[key].run.path] = READINGS[key].run
+    return READINGS[key]
+
+
+def trained_run(wildcards):
+    path = runs.TRAINED_RUN.format(dataset=wildcards.dataset, trained=wildcards.trained)
+    if path not in TRAINED:
+        raise ValueError(f"runs/{path} is no trained run of this configuration's studies (run_studies); "
+                         "ask for a study's files (runs/<study>/...) or its table instead")
+    return TRAINED[path]
+
+
+def trained_settings_file(wildcards):
+    return settings_file(trained_run(wildcards).settings)
+
+
+def trained_readings_file(wildcards):
+    return settings_file(trained_run(wildcards).readings_settings())
+
+
+def trained_run_outputs(wildcards):
+    run = reading_of(run_key(wildcards)).run
+    return [runs.run_file(run.path, name) for name in (runs.CHECKPOINT, runs.METRICS, runs.TRAIN_LOG, runs.CONVERGENCE)]
+
+
+def reading_settings_file(wildcards):
+    return settings_file(reading_of(run_key(wildcards)).settings())
+
+
+def failures_to_readings():
+    """Put a failed trained run's failure record into each of its readings, where reports look for it."""
+    for key, reading in READINGS.items():
+        record = Path(runs.RUNS_DIR) / reading.run.path / runs.FAILURE_RECORD
+        folder = Path(runs.RUNS_DIR) / key.path
+        if record.exists() and not (folder / runs.METRICS).exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(record, folder / runs.FAILURE_RECORD)
 
 
 def eval_settings_file(wildcards):

@@ -106,6 +106,7 @@ onsuccess:
 
 
 onerror:
+    failures_to_readings()
     complete, incomplete = studies_with_recorded_failures(config["run_studies"])
     for study in incomplete:
         print(f"vqrepro: a grid point of {study} failed (see its failure.json); run again with --keep-going"

@@ -1,25 +1,29 @@
-"""CPU cost of the default run, per study, from short timed trainings of each distinct trained run.
+"""CPU-minutes of the default run per study: measured from a run's records, or estimated before one.
 
-    python benchmarks/run_cost.py [--params params.yaml] [--data data] [--probe-steps 10 30]
-                                  [--out benchmarks/results/run_cost.json]
+    python benchmarks/run_cost.py [--params params.yaml] [--out benchmarks/results/run_cost.json]
+    python benchmarks/run_cost.py --probe [--data data] [--probe-steps 10 30]
 
-The run trains each distinct set of weights once (vqrepro/sharing.py). For every trained run that
-differs in more than its seed, the real training loop (vqrepro.train.train_tokenizer, one thread,
-the CPU) runs twice with a short schedule; the difference gives the seconds per step, the rest the
-job's data loading and set-up. One evaluation and one whole-split measurement are timed too. A
+Measured (the default): every job that starts a Python process records its wall and CPU seconds
+through Snakemake's ``benchmark:`` directive in logs/cost/ (vqrepro.runs.cost_file). The script
+sums the CPU seconds of each trained run (vqrepro/sharing.py) under the first study, in
+``run_studies`` order, that reads its longest step, and those of data preparation and stage 2
+under their own rows. Readings and report jobs are not recorded: readings run inside Snakemake's
+process, a report job costs about 0.1 s. A trained run without a record is counted as missing.
+
+Estimated (--probe): for every trained run that differs in more than its seed, the real training
+loop (one thread, the CPU) runs twice with a short schedule; the difference gives the seconds per
+step, the rest the job's set-up; one evaluation and one whole-split measurement are timed too. A
 trained run's estimate is start-up (measured ``import vqrepro.train, vqrepro.evaluate``) + set-up +
-steps x seconds per step + (1 + snapshots) evaluations + its measurements. Each trained run is
-counted under the first study (in ``run_studies`` order) that reads its longest step.
+steps x seconds per step + (1 + snapshots) evaluations + its measurements, beside the same priced
+as before runs were shared (every grid point trained on its own). Stage 2 is not estimated.
 
-Beside it, the same measurements priced as before runs were shared (every grid point trained on its
-own), so the saving of sharing is in the same units. Prints a Markdown table per study and writes
-the figures, with the total under ``total_cpu_minutes``, to --out. Stage 2 (priors, sampling) and
-the report jobs are not included: minutes, measured by a whole run (docs/benchmarks.md). Needs the
-prepared data sets under --data (``snakemake data_all`` or one run of the workflow).
+Both print a Markdown table per study and write the figures, with the total under
+``total_cpu_minutes``, to --out.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime
 import json
 import platform
@@ -30,7 +34,7 @@ import time
 from pathlib import Path
 
 from vqrepro import config as vqconfig
-from vqrepro import sharing
+from vqrepro import runs, sharing
 
 
 def start_up_seconds(repeats: int = 3) -> float:
@@ -72,77 +76,127 @@ def run_seconds(cost: dict, start_up: float, steps: int, evaluations: int, measu
     return start_up + cost["setup"] + steps * cost["per_step"] + evaluations * cost["evaluate"] + measurements * cost["measure"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--data", default="data")
-    parser.add_argument("--probe-steps", type=int, nargs=2, default=[10, 30])
-    parser.add_argument("--out", default="benchmarks/results/run_cost.json")
-    args = parser.parse_args()
-    cfg = vqconfig.load(args.params)
-    evaluation = vqconfig.eval_settings(cfg)
-    short, long = args.probe_steps
-    start_up = start_up_seconds()
+def owners(cfg: dict, readings: dict) -> dict[str, str]:
+    """The study each trained run is counted under: the first, in run_studies order, that reads its last step."""
+    owner: dict[str, str] = {}
+    for study in sharing.reading_studies(cfg):
+        for key in vqconfig.grid(cfg, study):
+            if readings[key].step == readings[key].run.steps:
+                owner.setdefault(readings[key].run.path, study)
+    return owner
 
-    readings = sharing.plan(cfg)
+
+def empty_rows(cfg: dict, readings: dict) -> dict[str, dict]:
+    rows = {study: {"grid_points": 0, "trained_runs": 0, "cpu_minutes": 0.0} for study in sharing.reading_studies(cfg)}
+    for study in rows:
+        rows[study]["grid_points"] = len(vqconfig.grid(cfg, study))
+    return rows
+
+
+def record(path: Path) -> dict | None:
+    """Snakemake's benchmark record: seconds (wall) and cpu_time of the job."""
+    if not path.exists():
+        return None
+    with open(path) as handle:
+        row = next(csv.DictReader(handle, delimiter="\t"))
+    return {"wall": float(row["s"]), "cpu": float(row["cpu_time"]), "max_rss_mb": float(row["max_rss"] or 0)}
+
+
+def measured(cfg: dict, readings: dict) -> dict:
+    """Per-study CPU minutes from the records of the last run (logs/cost/)."""
+    rows, owner = empty_rows(cfg, readings), owners(cfg, readings)
+    missing, longest, peak = [], {"job": None, "minutes": 0.0}, 0.0
+
+    def count(job: str, rec: dict) -> None:
+        nonlocal longest, peak
+        if rec["wall"] / 60 > longest["minutes"]:
+            longest = {"job": job, "minutes": round(rec["wall"] / 60, 1)}
+        peak = max(peak, rec["max_rss_mb"])
+
+    for path, run in sharing.trained_runs(readings).items():
+        rec = record(Path(runs.cost_file(runs.log_file(path, "train.log"))))
+        rows[owner[path]]["trained_runs"] += 1
+        if rec is None:
+            missing.append(path)
+            continue
+        rows[owner[path]]["cpu_minutes"] += rec["cpu"] / 60
+        count(path, rec)
+    others = {"data preparation": "prepare_data", "stage 2 (classifier, token grids, priors, samples, scores)": "*"}
+    for label, pattern in others.items():
+        files = (sorted(Path("logs/cost/prepare_data").glob("*.tsv")) if pattern == "prepare_data" else
+                 sorted(p for p in Path("logs/cost").rglob("*.tsv")
+                        if "prepare_data" not in p.parts and "trained" not in p.parts))
+        recs = [(str(f), record(f)) for f in files]
+        rows[label] = {"grid_points": 0, "trained_runs": 0, "jobs": len(recs),
+                       "cpu_minutes": sum(r["cpu"] for _, r in recs) / 60}
+        for job, rec in recs:
+            count(job, rec)
+    return {"rows": rows, "missing_records": missing, "longest_job": longest, "peak_rss_mb": round(peak)}
+
+
+def estimated(cfg: dict, readings: dict, data: str, short: int, long: int) -> dict:
+    """Per-study CPU minutes from short timed trainings (no run needed), with and without sharing."""
+    evaluation = vqconfig.eval_settings(cfg)
+    start_up = start_up_seconds()
     costs: dict[str, dict] = {}
 
     def cost_of(run: sharing.TrainedRun) -> dict:
         without_seed = sharing.identity({**run.settings, "seed": 0})
         if without_seed not in costs:
-            costs[without_seed] = probe(run.settings, Path(args.data) / run.dataset, short, long, evaluation)
+            costs[without_seed] = probe(run.settings, Path(data) / run.dataset, short, long, evaluation)
             c = costs[without_seed]
             print(f"{run.path}: {c['per_step'] * 1000:.0f} ms/step, set-up {c['setup']:.1f} s, evaluation "
                   f"{c['evaluate']:.1f} s, measurement {c['measure']:.1f} s", file=sys.stderr, flush=True)
         return costs[without_seed]
 
-    studies = sharing.reading_studies(cfg)
-    owner: dict[str, str] = {}
-    for study in studies:  # a trained run counts under the first study that reads its last step
-        for key in vqconfig.grid(cfg, study):
-            reading = readings[key]
-            if reading.step == reading.run.steps:
-                owner.setdefault(reading.run.path, study)
-    per_study = {study: {"grid_points": 0, "trained_runs": 0, "cpu_minutes": 0.0, "cpu_minutes_without_sharing": 0.0}
-                 for study in studies}
-    longest = {"run": None, "minutes": 0.0}
+    rows, owner = empty_rows(cfg, readings), owners(cfg, readings)
+    longest = {"job": None, "minutes": 0.0}
     for path, run in sharing.trained_runs(readings).items():
-        cost = cost_of(run)
-        seconds = run_seconds(cost, start_up, run.steps, 1 + len(run.snapshots), len(run.measure_at))
-        per_study[owner[path]]["trained_runs"] += 1
-        per_study[owner[path]]["cpu_minutes"] += seconds / 60
+        seconds = run_seconds(cost_of(run), start_up, run.steps, 1 + len(run.snapshots), len(run.measure_at))
+        rows[owner[path]]["trained_runs"] += 1
+        rows[owner[path]]["cpu_minutes"] += seconds / 60
         if seconds / 60 > longest["minutes"]:
-            longest = {"run": path, "minutes": seconds / 60}
-    for study in studies:
-        for key in vqconfig.grid(cfg, study):
-            reading = readings[key]
-            per_study[study]["grid_points"] += 1
-            per_study[study]["cpu_minutes_without_sharing"] += run_seconds(
-                cost_of(reading.run), start_up, reading.step, 1, len(reading.measure_at)) / 60
+            longest = {"job": path, "minutes": round(seconds / 60, 1)}
+    for study in rows:
+        rows[study]["cpu_minutes_without_sharing"] = sum(
+            run_seconds(cost_of(readings[key].run), start_up, readings[key].step, 1, len(readings[key].measure_at))
+            for key in vqconfig.grid(cfg, study)) / 60
+    total_before = sum(r["cpu_minutes_without_sharing"] for r in rows.values())
+    return {"rows": rows, "longest_job": longest, "start_up_seconds": round(start_up, 2),
+            "probe_steps": [short, long], "total_cpu_minutes_without_sharing": round(total_before, 1)}
 
-    total = sum(s["cpu_minutes"] for s in per_study.values())
-    before = sum(s["cpu_minutes_without_sharing"] for s in per_study.values())
-    print(f"start-up per training job (import torch + vqrepro): {start_up:.1f} s\n")
-    print("| study | grid points | trained runs counted here | CPU minutes | CPU minutes, each grid point trained alone |")
-    print("|---|---|---|---|---|")
-    for study, s in per_study.items():
-        print(f"| {study} | {s['grid_points']} | {s['trained_runs']} | {s['cpu_minutes']:.1f} | "
-              f"{s['cpu_minutes_without_sharing']:.1f} |")
-    points = sum(s["grid_points"] for s in per_study.values())
-    print(f"| all tokenizers | {points} | {len(sharing.trained_runs(readings))} | {total:.1f} | {before:.1f} |")
-    print(f"\nlongest training job: {longest['run']}, {longest['minutes']:.1f} min")
-    result = {
-        "measured": datetime.date.today().isoformat(), "machine": platform.processor() or platform.machine(),
-        "params": args.params, "probe_steps": [short, long], "start_up_seconds": round(start_up, 2),
-        "studies": {study: {k: round(v, 2) if isinstance(v, float) else v for k, v in s.items()}
-                    for study, s in per_study.items()},
-        "grid_points": points, "trained_runs": len(sharing.trained_runs(readings)),
-        "total_cpu_minutes": round(total, 1), "total_cpu_minutes_without_sharing": round(before, 1),
-        "longest_job": {"run": longest["run"], "minutes": round(longest["minutes"], 1)},
-        "not_included": "stage 2 (classifier, priors, sampling, scoring), data preparation and report jobs",
-    }
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--probe", action="store_true", help="estimate by short timed trainings instead of reading a run's records")
+    parser.add_argument("--data", default="data", help="--probe: the prepared data sets")
+    parser.add_argument("--probe-steps", type=int, nargs=2, default=[10, 30])
+    parser.add_argument("--out", default="benchmarks/results/run_cost.json")
+    args = parser.parse_args()
+    cfg = vqconfig.load(args.params)
+    readings = sharing.plan(cfg)
+    result = estimated(cfg, readings, args.data, *args.probe_steps) if args.probe else measured(cfg, readings)
+    rows = result["rows"]
+    total = sum(r["cpu_minutes"] for r in rows.values())
+    print("| study | grid points | trained runs counted here | CPU minutes |\n|---|---|---|---|")
+    for name, r in rows.items():
+        print(f"| {name} | {r['grid_points']} | {r['trained_runs']} | {r['cpu_minutes']:.1f} |")
+    print(f"| all | {len(readings)} | {len(sharing.trained_runs(readings))} | {total:.1f} |")
+    print(f"\nlongest job: {result['longest_job']['job']}, {result['longest_job']['minutes']} min")
+    if result.get("missing_records"):
+        print(f"no record for {len(result['missing_records'])} trained runs (not counted): "
+              f"{result['missing_records'][:3]} ...")
+    for row in rows.values():
+        for key, value in row.items():
+            row[key] = round(value, 2) if isinstance(value, float) else value
+    summary = {"measured": datetime.date.today().isoformat(), "how": "estimated (--probe)" if args.probe else
+               "measured (Snakemake benchmark records, logs/cost/)", "machine": platform.processor() or platform.machine(),
+               "params": args.params, **result, "grid_points": len(readings),
+               "trained_runs": len(sharing.trained_runs(readings)), "total_cpu_minutes": round(total, 1)}
+    summary["studies"] = summary.pop("rows")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    Path(args.out).write_text(json.dumps(summary, indent=1) + "\n")
     print(f"written: {args.out}")
 
 

@@ -1,9 +1,12 @@
 """Rename studies in an existing working copy without retraining anything.
 
-A study's name is part of its run folders (runs/<study>/...), its result files and Snakemake's
-record of every job (.snakemake/metadata, the settings slices in .snakemake/vqrepro/settings).
-After params.yaml renames a study, this moves all three, so that `snakemake -n` finds the
-renamed runs up to date instead of planning them again: a rename is not new science.
+A study's name is part of its grid points' folders (runs/<study>/...), its result files and
+Snakemake's record of every job (.snakemake/metadata, the settings slices in .snakemake/vqrepro/settings).
+The trained runs themselves (runs/trained/, vqrepro/sharing.py) carry no study name, so a rename
+never retrains a tokenizer; without this script it would still copy every grid point out again
+and redo what depends on those copies (token grids, priors, samples, reports). After params.yaml
+renames a study, this moves all three, so that `snakemake -n` finds the renamed study up to date:
+a rename is not new science.
 
     python scripts/rename_studies.py                  # the renames of issue 22 (mini names -> names by what they reproduce)
     python scripts/rename_studies.py old=new [...]    # any others

@@ -84,6 +84,8 @@ MALFORMED = [
      "studies.nsvq_grid.more_seeds.seeds"),
     ("more_seeds names an untrained K", _set(["studies", "nsvq_grid", "more_seeds", "points"], [{"codebook_size": 8192}]),
      "studies.nsvq_grid.more_seeds.points[0].codebook_size"),
+    ("a study named like a folder of runs/ that is no study",
+     lambda cfg: cfg["studies"].__setitem__("trained", dict(cfg["studies"]["cvq_dim"])), "studies.trained"),
     ("more_seeds names an unknown field", _set(["studies", "nsvq_grid", "more_seeds", "points"], [{"lr": 1}]),
      "studies.nsvq_grid.more_seeds.points[0]"),
 ]

@@ -86,6 +86,13 @@ def cmd_train(args) -> None:
         evaluate_tokenizer(ckpt, args.data, args.metrics, args.evaluate, threads=args.threads, device=args.device)
 
 
+def cmd_read_run(args) -> None:
+    from .readings import read_run
+
+    read_run(args.reading, args.out, runs_dir=args.runs)
+    print(f"{args.out}: read from {args.runs}/{args.reading['trained_run']} at step {args.reading['step']}")
+
+
 def cmd_evaluate(args) -> None:
     from .evaluate import evaluate_tokenizer
 
@@ -254,6 +261,11 @@ def parser() -> argparse.ArgumentParser:
             q.add_argument("--readings", type=_json, default=None, metavar="READINGS",
                            help="snapshot, measurement and log steps of a run shared by several studies "
                                 "(vqrepro/sharing.py; default: the run's own eval_every and log_every)")
+    q = job("read-run", cmd_read_run, "copy one grid point's files out of its trained run (vqrepro/sharing.py)")
+    q.add_argument("--reading", type=_json, required=True, metavar="SETTINGS",
+                   help="the reading's settings slice: trained run, step, measurement and log steps")
+    q.add_argument("--out", required=True, help="the grid point's run folder")
+    q.add_argument("--runs", default="runs")
     q = job("encode-tokens", cmd_encode_tokens, "write the token grids of one split for one tokenizer")
     q.add_argument("--ckpt", required=True)
     q.add_argument("--data", required=True)

@@ -237,6 +237,10 @@ def _memory_message(study_name: str, study: dict, preset: str, method: str, k: i
             "compute.memory_limit_gb if the machine has that much memory")
 
 
+# Folders below runs/ that are not studies (vqrepro/runs.py): a study of that name would share them.
+RESERVED_RUN_FOLDERS = {"trained": "trained runs every study reads", "classifiers": "feature classifiers"}
+
+
 def _semantic_check(config: dict, source: str) -> None:
     from .quantizers import REGISTRY
 
@@ -254,6 +258,9 @@ def _semantic_check(config: dict, source: str) -> None:
 
     sections = {"dataset": "datasets", "model": "models", "training": "training"}
     for study_name, study in config["studies"].items():
+        if study_name in RESERVED_RUN_FOLDERS:
+            raise ConfigError(f"{source}: studies.{study_name}: runs/{study_name}/ holds the "
+                              f"{RESERVED_RUN_FOLDERS[study_name]}, so no study can have that name; rename the study")
         for field, section in sections.items():
             if study[field] not in config[section]:
                 raise ConfigError(

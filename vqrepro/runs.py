@@ -64,6 +64,12 @@ def log_file(run: str, name: str) -> str:
     return f"logs/{RUNS_DIR}/{run}/{name}"
 
 
+def cost_file(log: str) -> str:
+    """Where Snakemake's ``benchmark:`` record of the job logging to ``log`` goes (wall and CPU seconds,
+    peak memory): logs/cost/<the log's path less logs/, .tsv>; benchmarks/run_cost.py sums them."""
+    return f"logs/cost/{log.removeprefix('logs/').removesuffix('.log')}.tsv"
+
+
 # The rules' wildcard patterns of one file in each kind of run folder.
 def in_tokenizer_run(name: str) -> str:
     return run_file(TOKENIZER_RUN, name)

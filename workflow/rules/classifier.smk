@@ -13,6 +13,8 @@ rule train_feature_classifier:
         settings=classifier_settings_file,
     log:
         "logs/classifiers/{dataset}/{classifier}.log",
+    benchmark:
+        runs.cost_file("logs/classifiers/{dataset}/{classifier}.log"),
     conda:
         "../envs/vqrepro.yaml"
     threads: config["compute"]["threads_per_job"]

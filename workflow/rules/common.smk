@@ -11,7 +11,6 @@ from types import SimpleNamespace
 from vqrepro import config as vqconfig
 from vqrepro import places, runs, sharing
 from vqrepro.io import write_text
-from vqrepro.readings import read_run_from_file
 from vqrepro.summary import claim_counts_text, failed_points, run_summary
 
 CONFIG_SOURCE = "params.yaml (with any --configfile overrides)"

@@ -19,6 +19,8 @@ rule prepare_data:
             vqconfig.dataset_settings(config, wildcards.dataset), f"data/{wildcards.dataset}/info.json")),
     log:
         "logs/prepare_data/{dataset}.log",
+    benchmark:
+        runs.cost_file("logs/prepare_data/{dataset}.log"),
     conda:
         "../envs/vqrepro.yaml"
     threads: 1

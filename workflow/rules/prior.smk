@@ -10,6 +10,8 @@ rule encode_tokens:
         checksum=runs.checksum_of(runs.in_tokenizer_run(runs.TOKENS)),
     log:
         runs.log_file(runs.TOKENIZER_RUN, "tokens_{split}.log"),
+    benchmark:
+        runs.cost_file(runs.log_file(runs.TOKENIZER_RUN, "tokens_{split}.log")),
     conda:
         "../envs/vqrepro.yaml"
     threads: config["compute"]["threads_per_job"]
@@ -31,6 +33,8 @@ rule train_prior:
         settings=prior_settings_file,
     log:
         runs.log_file(runs.PRIOR_RUN, "train.log"),
+    benchmark:
+        runs.cost_file(runs.log_file(runs.PRIOR_RUN, "train.log")),
     conda:
         "../envs/vqrepro.yaml"
     threads: config["compute"]["threads_per_job"]
@@ -52,6 +56,8 @@ rule sample_prior:
         settings=sampling_settings_file,
     log:
         runs.log_file(runs.PRIOR_RUN, "sample.log"),
+    benchmark:
+        runs.cost_file(runs.log_file(runs.PRIOR_RUN, "sample.log")),
     conda:
         "../envs/vqrepro.yaml"
     threads: config["compute"]["threads_per_job"]
@@ -75,6 +81,8 @@ rule eval_generation:
         settings=sampling_settings_file,
     log:
         runs.log_file(runs.PRIOR_RUN, "eval_{classifier}.log"),
+    benchmark:
+        runs.cost_file(runs.log_file(runs.PRIOR_RUN, "eval_{classifier}.log")),
     conda:
         "../envs/vqrepro.yaml"
     threads: config["compute"]["threads_per_job"]

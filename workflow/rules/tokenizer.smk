@@ -2,8 +2,8 @@
 # per trained run in runs/trained/<dataset>/<name>/, trained to the longest step any study reads,
 # leaving a snapshot (weights and metrics) at every shorter study's step. Each grid point of a
 # study is then a reading of it, copied to runs/<study>/<dataset>/<quantizer>/<point>/seed<s>/ by a
-# local rule (no Python start-up, no torch): renaming a study or adding one that reads runs
-# already trained retrains nothing. Training and evaluation share one process, as a second job
+# local rule (no torch: ~0.1 s): renaming a study or adding one that reads runs already trained
+# retrains nothing. Training and evaluation share one process, as a second job
 # would import torch again (docs/benchmarks.md). GPU when present (the job picks CUDA itself).
 # The evaluation settings are part of the job, so changing them re-runs it; `python -m vqrepro
 # evaluate` re-scores one checkpoint by hand.
@@ -29,6 +29,8 @@ rule train_tokenizer:
         evaluation=eval_settings_file,
     log:
         runs.log_file(runs.TRAINED_RUN, "train.log"),
+    benchmark:
+        runs.cost_file(runs.log_file(runs.TRAINED_RUN, "train.log")),
     conda:
         "../envs/vqrepro.yaml"
     threads: config["compute"]["threads_per_job"]
@@ -53,7 +55,7 @@ rule read_tokenizer_run:
         reading=reading_settings_file,
     log:
         runs.log_file(runs.TOKENIZER_RUN, "read.log"),
-    run:
-        read_run_from_file(params.reading, Path(output.ckpt).parent)
-        Path(log[0]).parent.mkdir(parents=True, exist_ok=True)
-        Path(log[0]).write_text(f"read from {Path(params.reading).read_text()}")
+    conda:
+        "../envs/vqrepro.yaml"
+    shell:
+        "python -m vqrepro read-run --reading {params.reading:q} --out $(dirname {output.ckpt:q}) > {log} 2>&1"

@@ -1,7 +1,10 @@
 """CPU-minutes of the default run per study: measured from a run's records, or estimated before one.
 
-    python benchmarks/run_cost.py [--params params.yaml] [--out benchmarks/results/run_cost.json]
+    python benchmarks/run_cost.py [--configfile configs/smoke.yaml] [--out benchmarks/results/run_cost.json]
     python benchmarks/run_cost.py --probe [--data data] [--probe-steps 10 30]
+
+Run it from the repository's root with the config files the run used (layered on params.yaml,
+as ``snakemake --configfile``); it reads the records in that scale's place (vqrepro/places.py).
 
 Measured (the default): every job that starts a Python process records its wall and CPU seconds
 through Snakemake's ``benchmark:`` directive in logs/cost/ (vqrepro.runs.cost_file). The script
@@ -26,6 +29,7 @@ import argparse
 import csv
 import datetime
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -34,7 +38,7 @@ import time
 from pathlib import Path
 
 from vqrepro import config as vqconfig
-from vqrepro import runs, sharing
+from vqrepro import places, runs, sharing
 
 
 def start_up_seconds(repeats: int = 3) -> float:
@@ -168,14 +172,17 @@ def estimated(cfg: dict, readings: dict, data: str, short: int, long: int) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--configfile", nargs="*", default=[], metavar="FILE",
+                        help="config files layered on params.yaml, as the run was started with")
     parser.add_argument("--probe", action="store_true", help="estimate by short timed trainings instead of reading a run's records")
     parser.add_argument("--data", default="data", help="--probe: the prepared data sets")
     parser.add_argument("--probe-steps", type=int, nargs=2, default=[10, 30])
     parser.add_argument("--out", default="benchmarks/results/run_cost.json")
     args = parser.parse_args()
-    cfg = vqconfig.load(args.params)
+    cfg, source = vqconfig.load_layered(args.configfile)
     readings = sharing.plan(cfg)
+    out = Path(args.out).resolve()
+    os.chdir(places.workdir(cfg))  # the scale's place: its data/ and logs/cost/
     result = estimated(cfg, readings, args.data, *args.probe_steps) if args.probe else measured(cfg, readings)
     rows = result["rows"]
     total = sum(r["cpu_minutes"] for r in rows.values())
@@ -192,12 +199,12 @@ def main() -> None:
             row[key] = round(value, 2) if isinstance(value, float) else value
     summary = {"measured": datetime.date.today().isoformat(), "how": "estimated (--probe)" if args.probe else
                "measured (Snakemake benchmark records, logs/cost/)", "machine": platform.processor() or platform.machine(),
-               "params": args.params, **result, "grid_points": len(readings),
+               "config": source, "place": places.workdir(cfg), **result, "grid_points": len(readings),
                "trained_runs": len(sharing.trained_runs(readings)), "total_cpu_minutes": round(total, 1)}
     summary["studies"] = summary.pop("rows")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(summary, indent=1) + "\n")
-    print(f"written: {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"written: {out}")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,8 @@ def test_nan_fails_its_job_and_keep_going_still_reports_the_rest(tmp_path, param
     assert not (failed_run / "ckpt.pt").exists()  # no checkpoint from a diverged run
     failure = json.loads((failed_run / "failure.json").read_text())
     assert failure["error"] == "NonFiniteLossError" and failure["step"] == 0
-    log = (tmp_path / "logs/runs/tiny/digits/vq_nan/K8_D4/seed0/train.log").read_text()
+    assert failure["trained_run"].startswith("runs/trained/digits/vq_K8_D4_seed0_")  # the run it reads
+    log = (tmp_path / failure["log"]).read_text()
     assert "loss is nan at step 0" in log and "Lower training.lr or check the quantizer preset" in log
 
     assert (tmp_path / "runs/tiny/digits/vq/K8_D4/seed0/metrics.json").exists()  # the other job finished

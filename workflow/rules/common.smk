@@ -3,7 +3,6 @@ import json
 import os
 from pathlib import Path
 import re
-import shutil
 import sys
 import time
 from types import SimpleNamespace
@@ -128,13 +127,15 @@ def reading_settings_file(wildcards):
 
 
 def failures_to_readings():
-    """Put a failed trained run's failure record into each of its readings, where reports look for it."""
+    """Put a failed trained run's failure record into each of its readings, where reports look for it,
+    with the trained run and the log that says more."""
     for key, reading in READINGS.items():
         record = Path(runs.RUNS_DIR) / reading.run.path / runs.FAILURE_RECORD
         folder = Path(runs.RUNS_DIR) / key.path
         if record.exists() and not (folder / runs.METRICS).exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(record, folder / runs.FAILURE_RECORD)
+            failure = {**json.loads(record.read_text()), "trained_run": str(record.parent),
+                       "log": runs.log_file(reading.run.path, "train.log")}
+            write_text(folder / runs.FAILURE_RECORD, json.dumps(failure, indent=1))
 
 
 def eval_settings_file(wildcards):

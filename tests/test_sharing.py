@@ -7,9 +7,10 @@ import json
 
 import pytest
 import torch
+from test_train import digits_dir  # noqa: F401  (the prepared digits, a fixture)
 
 from vqrepro import config as vqconfig
-from vqrepro import data, sharing
+from vqrepro import sharing
 from vqrepro.evaluate import evaluate_tokenizer
 from vqrepro.io import load_tensors
 from vqrepro.readings import read_run
@@ -51,13 +52,6 @@ def test_a_study_name_or_preset_name_does_not_split_a_run(params_copy):
     config["training"]["same_loop"]["lr"] *= 2  # a weight-determining setting: a run of its own
     readings = sharing.plan_keys(config, [a, b])
     assert readings[a].run != readings[b].run
-
-
-@pytest.fixture(scope="module")
-def digits_dir(tmp_path_factory, params):
-    path = tmp_path_factory.mktemp("digits")
-    data.prepare("digits", params["datasets"]["digits"], path)
-    return path
 
 
 def two_studies(params, method):

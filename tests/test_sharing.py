@@ -95,3 +95,28 @@ def test_shared_and_prefix_readings_equal_separately_trained_runs(tmp_path, para
             assert (read / name).read_bytes() == (alone / name).read_bytes(), (key.study, name)
     long_curve = (tmp_path / "read" / keys[0].path / CONVERGENCE).read_text().splitlines()
     assert [row.split(",")[0] for row in long_curve[1:]] == ["8", "8", "16", "16", "24", "24"]
+
+
+@pytest.mark.parametrize("lose_snapshot", [False, True])
+def test_a_killed_shared_run_resumes_with_its_snapshots_or_starts_over_without_them(tmp_path, params, digits_dir,
+                                                                                    lose_snapshot):
+    """Snapshots are no rule outputs (Snakemake would delete them with a failed job, and a resumed run could
+    not write them again): a rerun continues from resume.pt when its snapshots are there, and trains from
+    step 0 when one is gone. Either way the weights equal an uninterrupted run's."""
+    from conftest import kill_after_first_checkpoint_then_rerun
+    from test_train import tiny_settings, train_cmd
+
+    settings = tiny_settings(params, steps=400, checkpoint_every=20)
+    readings = {"snapshots": [10], "measure_at": [], "log_at": list(range(5, 401, 5))}
+    reference = tmp_path / "reference"
+    train_tokenizer(settings, digits_dir, reference, readings=readings)
+
+    out = tmp_path / "killed"
+    lost = ("snapshots/step10/ckpt.pt",) if lose_snapshot else ()
+    rerun, _ = kill_after_first_checkpoint_then_rerun(
+        train_cmd(settings, digits_dir, out) + ["--readings", json.dumps(readings)], out, CHECKPOINT, 400,
+        rule_outputs=(CHECKPOINT, TRAIN_LOG, *lost))
+    assert ("training from step 0" in rerun.stderr) == lose_snapshot
+    for name in (CHECKPOINT, "snapshots/step10/ckpt.pt"):
+        a, b = load_tensors(reference / name)["model"], load_tensors(out / name)["model"]
+        assert all(torch.equal(a[k], b[k]) for k in a), name

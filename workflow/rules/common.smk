@@ -104,8 +104,8 @@ def reading_of(key):
 def trained_run(wildcards):
     path = runs.TRAINED_RUN.format(dataset=wildcards.dataset, trained=wildcards.trained)
     if path not in TRAINED:
-        raise ValueError(f"runs/{path} is no trained run of this configuration's studies (run_studies); "
-                         "ask for a study's files (runs/<study>/...) or its table instead")
+        raise ValueError(f"{runs.run_file(path, '')} is no trained run of this configuration's studies "
+                         "(run_studies); ask for a study's grid point files or its table instead")
     return TRAINED[path]
 
 

@@ -10,8 +10,10 @@ Measured (the default): every job that starts a Python process records its wall 
 through Snakemake's ``benchmark:`` directive in logs/cost/ (vqrepro.runs.cost_file). The script
 sums the CPU seconds of each trained run (vqrepro/sharing.py) under the first study, in
 ``run_studies`` order, that reads its longest step, and those of data preparation and stage 2
-under their own rows. Readings and report jobs are not recorded: readings run inside Snakemake's
-process, a report job costs about 0.1 s. A trained run without a record is counted as missing.
+under their own rows. Readings and report jobs are not recorded (each starts Python without torch
+and costs about 0.1 s). A trained run without a record (a run stopped part-way) is counted at the
+CPU time per step of its configuration's recorded seeds, and listed as projected; one whose
+configuration has no record at all is listed as missing and not counted.
 
 Estimated (--probe): for every trained run that differs in more than its seed, the real training
 loop (one thread, the CPU) runs twice with a short schedule; the difference gives the seconds per
@@ -119,14 +121,30 @@ def measured(cfg: dict, readings: dict) -> dict:
             longest = {"job": job, "minutes": round(rec["cpu"] / 60, 1), "wall_minutes": round(rec["wall"] / 60, 1)}
         peak = max(peak, rec["max_rss_mb"])
 
-    for path, run in sharing.trained_runs(readings).items():
-        rec = record(Path(runs.cost_file(runs.log_file(path, "train.log"))))
-        rows[owner[path]]["trained_runs"] += 1
-        if rec is None:
+    trained = sharing.trained_runs(readings)
+    recorded = {path: record(Path(runs.cost_file(runs.log_file(path, "train.log")))) for path in trained}
+    # CPU seconds per step of each configuration (a trained run less its seed), from the runs recorded
+    per_step: dict[str, list[float]] = {}
+    for path, rec in recorded.items():
+        if rec is not None:
+            per_step.setdefault(sharing.identity({**trained[path].settings, "seed": 0}), []).append(
+                rec["cpu"] / trained[path].steps)
+    projected = []
+    for path, run in trained.items():
+        rec, row = recorded[path], rows[owner[path]]
+        row["trained_runs"] += 1
+        if rec is not None:
+            row["cpu_minutes"] += rec["cpu"] / 60
+            count(path, rec)
+            continue
+        seeds = per_step.get(sharing.identity({**run.settings, "seed": 0}))
+        if seeds is None:
             missing.append(path)
             continue
-        rows[owner[path]]["cpu_minutes"] += rec["cpu"] / 60
-        count(path, rec)
+        # an unfinished run: its steps at the mean cost per step of its configuration's recorded seeds
+        row["cpu_minutes"] += run.steps * sum(seeds) / len(seeds) / 60
+        row["projected_runs"] = row.get("projected_runs", 0) + 1
+        projected.append(path)
     others = {"data preparation": "prepare_data", "stage 2 (classifier, token grids, priors, samples, scores)": "*"}
     for label, pattern in others.items():
         files = (sorted(Path("logs/cost/prepare_data").glob("*.tsv")) if pattern == "prepare_data" else
@@ -137,7 +155,8 @@ def measured(cfg: dict, readings: dict) -> dict:
                        "cpu_minutes": sum(r["cpu"] for _, r in recs) / 60}
         for job, rec in recs:
             count(job, rec)
-    return {"rows": rows, "missing_records": missing, "longest_job": longest, "peak_rss_mb": round(peak)}
+    return {"rows": rows, "missing_records": missing, "projected_from_other_seeds": projected,
+            "longest_job": longest, "peak_rss_mb": round(peak)}
 
 
 def estimated(cfg: dict, readings: dict, data: str, short: int, long: int) -> dict:
@@ -193,6 +212,9 @@ def main() -> None:
         print(f"| {name} | {r['grid_points']} | {r['trained_runs']} | {r['cpu_minutes']:.1f} |")
     print(f"| all | {len(readings)} | {len(sharing.trained_runs(readings))} | {total:.1f} |")
     print(f"\nlongest job: {result['longest_job']['job']}, {result['longest_job']['minutes']} min")
+    if result.get("projected_from_other_seeds"):
+        print(f"{len(result['projected_from_other_seeds'])} trained runs without a record counted at their "
+              "configuration's other seeds' CPU time per step")
     if result.get("missing_records"):
         print(f"no record for {len(result['missing_records'])} trained runs (not counted): "
               f"{result['missing_records'][:3]} ...")

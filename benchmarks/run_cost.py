@@ -16,7 +16,7 @@ CPU time per step of its configuration's recorded seeds, and listed as projected
 configuration has no record at all is listed as missing and not counted.
 
 Estimated (--probe): for every trained run that differs in more than its seed, the real training
-loop (one thread, the CPU) runs twice with a short schedule; the difference gives the seconds per
+loop (one thread, the CPU, timed in CPU seconds) runs twice with a short schedule; the difference gives the cost per
 step, the rest the job's set-up; one evaluation and one whole-split measurement are timed too. A
 trained run's estimate is start-up (measured ``import vqrepro.train, vqrepro.evaluate``) + set-up +
 steps x seconds per step + (1 + snapshots) evaluations + its measurements, beside the same priced
@@ -33,6 +33,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -43,12 +44,18 @@ from vqrepro import config as vqconfig
 from vqrepro import places, runs, sharing
 
 
+def children_cpu_seconds() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 def start_up_seconds(repeats: int = 3) -> float:
+    """CPU seconds of a training job's start (CPU time, not wall: the machine may be busy)."""
     times = []
     for _ in range(repeats):
-        began = time.perf_counter()
+        began = children_cpu_seconds()
         subprocess.run([sys.executable, "-c", "import vqrepro.train, vqrepro.evaluate"], check=True)
-        times.append(time.perf_counter() - began)
+        times.append(children_cpu_seconds() - began)
     return sorted(times)[len(times) // 2]
 
 
@@ -61,18 +68,18 @@ def probe(settings: dict, data_dir: Path, short: int, long: int, evaluation: dic
         probe_settings = {**settings, "training": {**settings["training"], "steps": steps, "log_every": steps,
                                                    "checkpoint_every": 10**9}}
         readings = {"snapshots": [], "measure_at": [steps] if measure else [], "log_at": [steps]}
-        began = time.perf_counter()
+        began = time.process_time()  # CPU time of this one-thread process: a busy machine does not inflate it
         train_tokenizer(probe_settings, data_dir, out, threads=1, device="cpu", readings=readings)
-        return time.perf_counter() - began
+        return time.process_time() - began
 
     with tempfile.TemporaryDirectory() as tmp:
         t_short = timed_training(short, False, Path(tmp) / "short")
         t_long = timed_training(long, False, Path(tmp) / "long")
         t_measured = timed_training(short, True, Path(tmp) / "measured")
-        began = time.perf_counter()
+        began = time.process_time()
         evaluate_tokenizer(Path(tmp) / "short" / "ckpt.pt", data_dir, Path(tmp) / "metrics.json", evaluation,
                            threads=1, device="cpu")
-        evaluate = time.perf_counter() - began
+        evaluate = time.process_time() - began
     per_step = max(t_long - t_short, 0.0) / (long - short)
     return {"per_step": per_step, "setup": max(t_short - short * per_step, 0.0),
             "measure": max(t_measured - t_short, 0.0), "evaluate": evaluate}
@@ -108,8 +115,9 @@ def record(path: Path) -> dict | None:
     return {"wall": float(row["s"]), "cpu": float(row["cpu_time"]), "max_rss_mb": float(row["max_rss"] or 0)}
 
 
-def measured(cfg: dict, readings: dict) -> dict:
-    """Per-study CPU minutes from the records of the last run (logs/cost/)."""
+def measured(cfg: dict, readings: dict, probe_missing: tuple[str, int, int] | None = None) -> dict:
+    """Per-study CPU minutes from the records of the last run (logs/cost/); with ``probe_missing``
+    (data folder, probe steps), a configuration with no recorded seed at all is probed and estimated."""
     rows, owner = empty_rows(cfg, readings), owners(cfg, readings)
     missing, longest, peak = [], {"job": None, "minutes": 0.0}, 0.0
 
@@ -129,7 +137,7 @@ def measured(cfg: dict, readings: dict) -> dict:
         if rec is not None:
             per_step.setdefault(sharing.identity({**trained[path].settings, "seed": 0}), []).append(
                 rec["cpu"] / trained[path].steps)
-    projected = []
+    projected, probed, start_up = [], [], 0.0
     for path, run in trained.items():
         rec, row = recorded[path], rows[owner[path]]
         row["trained_runs"] += 1
@@ -138,6 +146,17 @@ def measured(cfg: dict, readings: dict) -> dict:
             count(path, rec)
             continue
         seeds = per_step.get(sharing.identity({**run.settings, "seed": 0}))
+        if seeds is None and probe_missing is not None:
+            data, short, long = probe_missing
+            start_up = start_up if probed else start_up_seconds()
+            cost = probe(run.settings, Path(data) / run.dataset, short, long, vqconfig.eval_settings(cfg))
+            seconds = run_seconds(cost, start_up, run.steps, 1 + len(run.snapshots), len(run.measure_at))
+            row["cpu_minutes"] += seconds / 60
+            row["probed_runs"] = row.get("probed_runs", 0) + 1
+            probed.append(path)
+            print(f"{path}: no seed recorded, probed at {seconds / 60:.1f} CPU-minutes", file=sys.stderr, flush=True)
+            per_step.setdefault(sharing.identity({**run.settings, "seed": 0}), []).append(seconds / run.steps)
+            continue
         if seeds is None:
             missing.append(path)
             continue
@@ -156,6 +175,7 @@ def measured(cfg: dict, readings: dict) -> dict:
         for job, rec in recs:
             count(job, rec)
     return {"rows": rows, "missing_records": missing, "projected_from_other_seeds": projected,
+            "probed_without_any_record": probed,
             "longest_job": longest, "peak_rss_mb": round(peak)}
 
 
@@ -196,7 +216,9 @@ def main() -> None:
     parser.add_argument("--configfile", nargs="*", default=[], metavar="FILE",
                         help="config files layered on params.yaml, as the run was started with")
     parser.add_argument("--probe", action="store_true", help="estimate by short timed trainings instead of reading a run's records")
-    parser.add_argument("--data", default="data", help="--probe: the prepared data sets")
+    parser.add_argument("--data", default="data", help="--probe, --probe-missing: the prepared data sets")
+    parser.add_argument("--probe-missing", action="store_true",
+                        help="with records: probe the configurations of which no seed has a record (a run stopped early)")
     parser.add_argument("--probe-steps", type=int, nargs=2, default=[10, 30])
     parser.add_argument("--out", default="benchmarks/results/run_cost.json")
     args = parser.parse_args()
@@ -204,7 +226,10 @@ def main() -> None:
     readings = sharing.plan(cfg)
     out = Path(args.out).resolve()
     os.chdir(places.workdir(cfg))  # the scale's place: its data/ and logs/cost/
-    result = estimated(cfg, readings, args.data, *args.probe_steps) if args.probe else measured(cfg, readings)
+    if args.probe:
+        result = estimated(cfg, readings, args.data, *args.probe_steps)
+    else:
+        result = measured(cfg, readings, (args.data, *args.probe_steps) if args.probe_missing else None)
     rows = result["rows"]
     total = sum(r["cpu_minutes"] for r in rows.values())
     print("| study | grid points | trained runs counted here | CPU minutes |\n|---|---|---|---|")
@@ -215,6 +240,9 @@ def main() -> None:
     if result.get("projected_from_other_seeds"):
         print(f"{len(result['projected_from_other_seeds'])} trained runs without a record counted at their "
               "configuration's other seeds' CPU time per step")
+    if result.get("probed_without_any_record"):
+        print(f"{len(result['probed_without_any_record'])} trained runs of configurations with no record at all "
+              "estimated by --probe-missing")
     if result.get("missing_records"):
         print(f"no record for {len(result['missing_records'])} trained runs (not counted): "
               f"{result['missing_records'][:3]} ...")

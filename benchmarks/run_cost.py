@@ -7,7 +7,12 @@ Run it from the repository's root with the config files the run used (layered on
 as ``snakemake --configfile``); it reads the records in that scale's place (vqrepro/places.py).
 
 Measured (the default): every job that starts a Python process records its wall and CPU seconds
-through Snakemake's ``benchmark:`` directive in logs/cost/ (vqrepro.runs.cost_file). The script
+through Snakemake's ``benchmark:`` directive in logs/cost/ (vqrepro.runs.cost_file). Caveat,
+measured on 2026-12-07: Snakemake samples a job's CPU time every second for 30 s and then every
+30 s, so a job's last seconds (up to 30) go unrecorded; the records of a partial default run
+summed to 98.5 CPU-minutes where GNU time gave the whole run 149 (Snakemake's own process was
+about 20 of the difference). Read the per-study figures as lower bounds and check the total
+against ``/usr/bin/time snakemake --cores all``. The script
 sums the CPU seconds of each trained run (vqrepro/sharing.py) under the first study, in
 ``run_studies`` order, that reads its longest step, and those of data preparation and stage 2
 under their own rows. Readings and report jobs are not recorded (each starts Python without torch

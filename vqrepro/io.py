@@ -68,6 +68,12 @@ def save_tensors(path: str | Path, obj: dict) -> str:
 
 def load_tensors(path: str | Path, map_location="cpu") -> dict:
     """Load a file written by ``save_tensors`` after checking its checksum."""
+    check_checksum(path)
+    return _load_tensors_only(Path(path), map_location)
+
+
+def check_checksum(path: str | Path) -> None:
+    """Refuse a file whose SHA-256 sidecar (written by ``save_tensors``) is missing or does not match."""
     path = Path(path)
     sidecar = path.with_name(path.name + ".sha256")
     if not path.exists():
@@ -81,7 +87,6 @@ def load_tensors(path: str | Path, map_location="cpu") -> dict:
             f"{path} is corrupt or truncated (sha256 {actual[:12]}... != recorded {expected[:12]}...); "
             "delete it (and its .sha256) and re-run the job that writes it"
         )
-    return _load_tensors_only(path, map_location)
 
 
 def _not_ours(path: Path, why: str) -> CorruptFileError:

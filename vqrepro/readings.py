@@ -14,7 +14,7 @@ import io
 import shutil
 from pathlib import Path
 
-from .io import sha256_file, write_json, write_text
+from .io import check_checksum, write_json, write_text
 from .runs import CHECKPOINT, CONVERGENCE, FAILURE_RECORD, METRICS, RUNS_DIR, TRAIN_LOG, checksum_of
 
 SNAPSHOT = "snapshots/step{step}"  # below a trained run: the weights and metrics at a shorter reading's step
@@ -49,9 +49,7 @@ def read_run(reading: dict, out_dir: str | Path, runs_dir: str | Path = RUNS_DIR
         if not (weights_dir / name).exists():
             raise FileNotFoundError(f"{weights_dir / name} is missing: the trained run {trained} has no state at step "
                                     f"{reading['step']}; run its training job again (snakemake --forcerun train_tokenizer)")
-    recorded = (weights_dir / checksum_of(CHECKPOINT)).read_text().strip()
-    if sha256_file(weights_dir / CHECKPOINT) != recorded:
-        raise FileNotFoundError(f"{weights_dir / CHECKPOINT} does not match its checksum; retrain {trained}")
+    check_checksum(weights_dir / CHECKPOINT)
     for name in (CHECKPOINT, checksum_of(CHECKPOINT), METRICS):
         shutil.copyfile(weights_dir / name, out_dir / name)
     write_text(out_dir / TRAIN_LOG, _rows_at(trained / TRAIN_LOG, set(reading["log_at"])))

@@ -111,13 +111,13 @@ def train_tokenizer(settings: dict, data_dir: str | Path, out_dir: str | Path, t
 
     state = resume(resume_path, digest, model, optimizer, codebook_optimizer)
     start = state["step"] if state else 0
-    if start and _snapshots_missing(out_dir, readings["snapshots"], start):
-        print(f"{out_dir}: snapshots {_snapshots_missing(out_dir, readings['snapshots'], start)} of the resumed "
-              "run are gone; training from step 0", file=sys.stderr)
+    missing = _snapshots_missing(out_dir, readings["snapshots"], start)
+    if missing:
+        print(f"{out_dir}: snapshots {missing} of the resumed run are gone; training from step 0", file=sys.stderr)
         discard_resume(resume_path)
         return train_tokenizer(settings, data_dir, out_dir, threads, device, readings, evaluation)
     if not start:  # snapshots of an earlier attempt or of other readings
-        shutil.rmtree(out_dir / "snapshots", ignore_errors=True)
+        shutil.rmtree(snapshot_dir(out_dir, 0).parent, ignore_errors=True)
 
     log = TrainLog(out_dir / TRAIN_LOG, state)
     curve = TrainLog(out_dir / CONVERGENCE, state, key="curve_rows")
